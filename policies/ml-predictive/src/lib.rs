@@ -1,1 +1,508 @@
-//! Placeholder: being written.
+//! `ml-predictive`: forecast-driven scaling with a reactive floor.
+//!
+//! ```text
+//! reactive = ceil(load_now / targetPerReplica)
+//! forecast = ceil(max(f(t) for t in [now, now + horizon]) x (1 + margin) / targetPerReplica)
+//! desired  = clamp(max(reactive, forecast), min, max)
+//! ```
+//! `f` is an MSTL (daily + weekly seasonality, AutoETS trend; augurs) forecast of the load
+//! signal fitted on the host's `history`, with a plain AutoETS fallback. The reactive
+//! answer is a floor: a forecast alone never scales in. Short, gappy or non-finite history
+//! or a failed fit give the reactive answer with a reason that says so, never an error.
+//! The forecast (not the model: augurs models do not serialize) is cached in state and
+//! refitted every `refitInterval`, so most ticks cost no fit at all.
+
+pub mod forecast;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use wasmscaler_sdk::math::ceil_u32;
+use wasmscaler_sdk::prelude::*;
+
+use crate::forecast::{Curve, fit_forecast, fmt_duration, prepare};
+
+/// A duration in milliseconds, written `"250ms"`, `"90s"`, `"15m"`, `"1h"`, `"7d"`, or a
+/// plain number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Duration(pub i64);
+
+impl Duration {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("'{text}' is not a duration like \"15m\", \"1h\", \"7d\""))?;
+        let mult = match unit.trim() {
+            "ms" => 1.0,
+            "s" | "" => 1000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
+            "w" => 604_800_000.0,
+            u => return Err(format!("unknown unit '{u}' in '{text}' (use ms, s, m, h, d, w)")),
+        };
+        let ms = n * mult;
+        if !ms.is_finite() || ms > 1e15 {
+            return Err(format!("'{text}' is too large"));
+        }
+        Ok(Duration(ms.round() as i64))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(s) if s.is_finite() && s >= 0.0 && s < 1e12 => Ok(Duration((s * 1000.0).round() as i64)),
+            Raw::Seconds(s) => Err(serde::de::Error::custom(format!("{s} is not a duration"))),
+            Raw::Text(t) => Duration::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Signal to forecast and to read the current load from.
+    #[serde(default = "default_signal")]
+    pub signal: String,
+    /// Load one replica should carry.
+    #[serde(default = "default_target")]
+    pub target_per_replica: f64,
+    /// Extra fraction provisioned above the forecast peak.
+    #[serde(default = "default_margin")]
+    pub margin: f64,
+    /// How far ahead the forecast peak is taken.
+    #[serde(default = "default_horizon")]
+    pub horizon: Duration,
+    /// Time from requesting a pod to it being Ready; `horizon` must exceed it.
+    #[serde(default = "default_pod_startup")]
+    pub pod_startup: Duration,
+    /// How much history to fit on.
+    #[serde(default = "default_history_window")]
+    pub history_window: Duration,
+    /// The spacing asked of the host (it may answer coarser when it has no finer data).
+    #[serde(default = "default_history_step")]
+    pub history_step: Duration,
+    /// How long a fitted forecast is reused before the next fit.
+    #[serde(default = "default_refit_interval")]
+    pub refit_interval: Duration,
+    /// Scale the forecast by r = (current load / forecast now), so a forecast fitted up to
+    /// `refitInterval` ago follows the current level: `up` uses r only when above 1
+    /// (r clamped to [1, maxLevelRatio]), `both` clamps r to [1/maxLevelRatio,
+    /// maxLevelRatio], `off` never scales.
+    #[serde(default)]
+    pub level_correction: LevelCorrection,
+    #[serde(default = "default_max_level_ratio")]
+    pub max_level_ratio: f64,
+}
+
+fn default_signal() -> String {
+    "load".into()
+}
+fn default_target() -> f64 {
+    100.0
+}
+pub const DEFAULT_MARGIN: f64 = 0.2;
+fn default_margin() -> f64 {
+    DEFAULT_MARGIN
+}
+fn default_horizon() -> Duration {
+    Duration(15 * 60_000)
+}
+fn default_pod_startup() -> Duration {
+    Duration(60_000)
+}
+fn default_history_window() -> Duration {
+    Duration(7 * forecast::DAY_MS)
+}
+fn default_history_step() -> Duration {
+    Duration(5 * 60_000)
+}
+fn default_refit_interval() -> Duration {
+    Duration(3_600_000)
+}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LevelCorrection {
+    Off,
+    #[default]
+    Up,
+    Both,
+}
+fn default_max_level_ratio() -> f64 {
+    2.0
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            signal: default_signal(),
+            target_per_replica: default_target(),
+            margin: default_margin(),
+            horizon: default_horizon(),
+            pod_startup: default_pod_startup(),
+            history_window: default_history_window(),
+            history_step: default_history_step(),
+            refit_interval: default_refit_interval(),
+            level_correction: LevelCorrection::default(),
+            max_level_ratio: default_max_level_ratio(),
+        }
+    }
+}
+
+/// Most forecast points a cached forecast may hold (keeps state well under 64 KiB).
+pub const MAX_CACHED_POINTS: i64 = 1500;
+/// The host's history budget.
+pub const MAX_HISTORY_SAMPLES: i64 = 20_000;
+
+/// A forecast fitted earlier, reused until `refitInterval` has passed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cached {
+    /// When it was fitted (ctx.now_ms).
+    pub fitted_at_ms: i64,
+    /// Which config it was fitted for (signal, window, step).
+    pub key: String,
+    /// Newest history sample the fit used, and its value: the curve's first knot.
+    pub origin_ms: i64,
+    pub origin_value: f64,
+    /// The history's actual step.
+    pub step_ms: i64,
+    /// Forecast at origin + k x step, k = 1.. (empty when the fit failed).
+    pub points: Vec<f64>,
+    /// Model description, or why the fit failed.
+    pub model: String,
+    pub failed: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    #[serde(default)]
+    pub cached: Option<Cached>,
+}
+
+pub struct MlPredictive;
+
+fn cfg_err(key: &str, msg: impl std::fmt::Display) -> PolicyError {
+    PolicyError::config(format!("'{key}' {msg}"))
+}
+
+fn cache_key(cfg: &Config) -> String {
+    format!(
+        "{}|{}|{}",
+        cfg.signal, cfg.history_window.0, cfg.history_step.0
+    )
+}
+
+/// What the history gave: a forecast curve, or why not.
+enum Outlook {
+    Curve { c: Cached, refit: bool },
+    Reactive(String),
+}
+
+impl MlPredictive {
+    /// Current load: newest finite sample of the signal, else the newest finite history
+    /// value; `None` when neither exists.
+    fn current_load(ctx: &Context, cfg: &Config, history: Option<&[Sample]>) -> Option<f64> {
+        let from_signal = ctx
+            .try_signal(&cfg.signal)
+            .and_then(|s| s.samples.iter().rev().find(|x| x.value.is_finite()))
+            .map(|x| x.value);
+        from_signal.or_else(|| history?.iter().rev().find(|x| x.value.is_finite()).map(|x| x.value))
+    }
+
+    fn fetch_history(cfg: &Config) -> Result<Vec<Sample>, String> {
+        host::history(
+            &cfg.signal,
+            u64::try_from(cfg.history_window.0).unwrap_or(0),
+            u64::try_from(cfg.history_step.0).unwrap_or(1),
+        )
+    }
+
+    /// Fit on `history` and cache points up to `now + refitInterval + horizon`.
+    fn fit(ctx: &Context, cfg: &Config, history: &[Sample]) -> Result<Cached, String> {
+        let p = prepare(history).map_err(|e| e.to_string())?;
+        let until = ctx.now_ms + cfg.refit_interval.0 + cfg.horizon.0;
+        let n = ((until - p.last_at_ms) as f64 / p.step_ms as f64).ceil().max(1.0) as i64 + 1;
+        let n = n.min(MAX_CACHED_POINTS) as usize;
+        let origin_value = p.values.last().copied().unwrap_or(0.0);
+        let base = Cached {
+            fitted_at_ms: ctx.now_ms,
+            key: cache_key(cfg),
+            origin_ms: p.last_at_ms,
+            origin_value,
+            step_ms: p.step_ms,
+            ..Cached::default()
+        };
+        match fit_forecast(&p, n) {
+            Ok((points, model)) => Ok(Cached {
+                points,
+                model: format!(
+                    "{model} on {} pts at {}{}",
+                    p.values.len(),
+                    fmt_duration(p.step_ms),
+                    if p.filled > 0 {
+                        format!(", {} filled", p.filled)
+                    } else {
+                        String::new()
+                    }
+                ),
+                ..base
+            }),
+            Err(e) => Ok(Cached {
+                model: format!("fit failed: {e}"),
+                failed: true,
+                ..base
+            }),
+        }
+    }
+
+    fn outlook(ctx: &Context, cfg: &Config, state: &mut State, history: &mut Option<Vec<Sample>>) -> Outlook {
+        let key = cache_key(cfg);
+        let fresh = state.cached.as_ref().filter(|c| {
+            c.key == key
+                && ctx.now_ms >= c.fitted_at_ms
+                && ctx.now_ms < c.fitted_at_ms + cfg.refit_interval.0
+                && (c.failed || Curve {
+                    origin_ms: c.origin_ms,
+                    origin_value: c.origin_value,
+                    step_ms: c.step_ms,
+                    points: &c.points,
+                }
+                .end_ms()
+                    >= ctx.now_ms + cfg.horizon.0)
+        });
+        if let Some(c) = fresh {
+            let c = c.clone();
+            if c.failed {
+                return Outlook::Reactive(format!(
+                    "{} ({} ago; retry in {})",
+                    c.model,
+                    fmt_duration(ctx.now_ms - c.fitted_at_ms),
+                    fmt_duration(c.fitted_at_ms + cfg.refit_interval.0 - ctx.now_ms)
+                ));
+            }
+            return Outlook::Curve { c, refit: false };
+        }
+        // Stale or absent: ask the host and fit.
+        let h = match Self::fetch_history(cfg) {
+            Ok(h) => h,
+            Err(e) => {
+                state.cached = None;
+                return Outlook::Reactive(format!("no history for '{}': {e}", cfg.signal));
+            }
+        };
+        let res = Self::fit(ctx, cfg, &h);
+        *history = Some(h);
+        match res {
+            Err(why) => {
+                // A data problem (short, gappy, NaN): cheap to re-check next tick.
+                state.cached = None;
+                Outlook::Reactive(why)
+            }
+            Ok(c) if c.failed => {
+                let why = c.model.clone();
+                state.cached = Some(c);
+                Outlook::Reactive(why)
+            }
+            Ok(c) => {
+                state.cached = Some(c.clone());
+                Outlook::Curve { c, refit: true }
+            }
+        }
+    }
+}
+
+impl Policy for MlPredictive {
+    type Config = Config;
+    type State = State;
+
+    fn info() -> PolicyInfo {
+        PolicyInfo::new(
+            "ml-predictive",
+            env!("CARGO_PKG_VERSION"),
+            "MSTL/ETS forecast of the load over a horizon, plus margin, with a reactive floor",
+        )
+        .signal(
+            SignalRequest::window(
+                "load",
+                60_000,
+                "total load on the workload (e.g. requests/s summed across pods); its long \
+                 history is read through host history",
+            )
+            .optional(),
+        )
+    }
+
+    fn validate(cfg: &Config) -> Result<(), PolicyError> {
+        if cfg.signal.trim().is_empty() {
+            return Err(cfg_err("signal", "must name a signal"));
+        }
+        if !(cfg.target_per_replica.is_finite() && cfg.target_per_replica > 0.0) {
+            return Err(cfg_err(
+                "targetPerReplica",
+                format!("must be a number > 0, got {}", cfg.target_per_replica),
+            ));
+        }
+        if !(cfg.margin.is_finite() && (0.0..=10.0).contains(&cfg.margin)) {
+            return Err(cfg_err("margin", format!("must be in [0, 10], got {}", cfg.margin)));
+        }
+        if cfg.pod_startup.0 < 0 {
+            return Err(cfg_err("podStartup", "must not be negative"));
+        }
+        if cfg.horizon.0 <= cfg.pod_startup.0 {
+            return Err(cfg_err(
+                "horizon",
+                format!(
+                    "({}) must exceed 'podStartup' ({}): capacity asked for now is Ready only after start-up",
+                    fmt_duration(cfg.horizon.0),
+                    fmt_duration(cfg.pod_startup.0)
+                ),
+            ));
+        }
+        if cfg.horizon.0 > forecast::DAY_MS {
+            return Err(cfg_err("horizon", "must be at most 1d"));
+        }
+        if cfg.history_step.0 <= 0 || cfg.history_step.0 > forecast::DAY_MS / 4 {
+            return Err(cfg_err("historyStep", "must be in (0, 6h]"));
+        }
+        let need = forecast::MIN_CYCLES as i64 * forecast::DAY_MS;
+        if cfg.history_window.0 < need {
+            return Err(cfg_err(
+                "historyWindow",
+                format!(
+                    "({}) must cover at least {} (two daily cycles) or the policy never forecasts",
+                    fmt_duration(cfg.history_window.0),
+                    fmt_duration(need)
+                ),
+            ));
+        }
+        if cfg.history_window.0 / cfg.history_step.0 > MAX_HISTORY_SAMPLES {
+            return Err(cfg_err(
+                "historyWindow",
+                format!(
+                    "/ 'historyStep' is {} samples, over the host's budget of {MAX_HISTORY_SAMPLES}",
+                    cfg.history_window.0 / cfg.history_step.0
+                ),
+            ));
+        }
+        if cfg.refit_interval.0 <= 0 || cfg.refit_interval.0 > forecast::DAY_MS {
+            return Err(cfg_err("refitInterval", "must be in (0, 1d]"));
+        }
+        if (cfg.refit_interval.0 + cfg.horizon.0) / cfg.history_step.0 > MAX_CACHED_POINTS {
+            return Err(cfg_err(
+                "refitInterval",
+                format!(
+                    "+ 'horizon' over 'historyStep' exceeds {MAX_CACHED_POINTS} cached forecast points"
+                ),
+            ));
+        }
+        if !(cfg.max_level_ratio.is_finite() && cfg.max_level_ratio >= 1.0) {
+            return Err(cfg_err(
+                "maxLevelRatio",
+                format!("must be a number >= 1, got {}", cfg.max_level_ratio),
+            ));
+        }
+        Ok(())
+    }
+
+    fn evaluate(ctx: &Context, cfg: &Config, state: &mut State) -> Result<Decision, PolicyError> {
+        let target = cfg.target_per_replica;
+        let mut history: Option<Vec<Sample>> = None;
+        let outlook = Self::outlook(ctx, cfg, state, &mut history);
+        let mut load = Self::current_load(ctx, cfg, history.as_deref());
+        if load.is_none() {
+            // No current sample and the cache spared us the history call: ask now.
+            if let Ok(h) = Self::fetch_history(cfg) {
+                load = h.iter().rev().find(|x| x.value.is_finite()).map(|x| x.value);
+            }
+        }
+        let Some(load) = load else {
+            return Err(PolicyError::MissingSignal(format!(
+                "signal '{}' has no finite sample and no history",
+                cfg.signal
+            )));
+        };
+        let load = load.max(0.0);
+        let reactive = ceil_u32(load / target);
+        let reactive_why = format!("reactive {load:.1} / {target} -> {reactive}");
+
+        let (wanted, reason, refit, fmax) = match outlook {
+            Outlook::Reactive(why) => (
+                reactive,
+                format!("reactive only ({why}): {reactive_why}"),
+                0.0,
+                None,
+            ),
+            Outlook::Curve { c, refit } => {
+                let curve = Curve {
+                    origin_ms: c.origin_ms,
+                    origin_value: c.origin_value,
+                    step_ms: c.step_ms,
+                    points: &c.points,
+                };
+                let raw_max = curve.max_over(ctx.now_ms, ctx.now_ms + cfg.horizon.0);
+                let now_fc = curve.at(ctx.now_ms);
+                let lo = match cfg.level_correction {
+                    LevelCorrection::Off => None,
+                    LevelCorrection::Up => Some(1.0),
+                    LevelCorrection::Both => Some(1.0 / cfg.max_level_ratio),
+                };
+                let (ratio, level_why) = match lo {
+                    Some(lo) if now_fc > 0.0 => {
+                        let r = (load / now_fc).clamp(lo, cfg.max_level_ratio);
+                        if r == 1.0 {
+                            (r, String::new())
+                        } else {
+                            (r, format!(" (x{r:.2}: load {load:.1} vs forecast-now {now_fc:.1})"))
+                        }
+                    }
+                    _ => (1.0, String::new()),
+                };
+                let fmax = raw_max * ratio;
+                let fc = ceil_u32(fmax * (1.0 + cfg.margin) / target);
+                let age = ctx.now_ms - c.fitted_at_ms;
+                let fit_why = if refit {
+                    format!("refit: {}", c.model)
+                } else {
+                    format!("cached {} fit {} ago", c.model, fmt_duration(age))
+                };
+                let winner = if fc >= reactive { "forecast" } else { "reactive floor" };
+                (
+                    fc.max(reactive),
+                    format!(
+                        "{winner}: forecast peak {fmax:.1} over next {}{level_why} x {:.2} / {target} -> {fc}; \
+                         {reactive_why} ({fit_why})",
+                        fmt_duration(cfg.horizon.0),
+                        1.0 + cfg.margin
+                    ),
+                    if refit { 1.0 } else { 0.0 },
+                    Some(fmax),
+                )
+            }
+        };
+        let replicas = ctx.clamp(wanted);
+        let mut d = Decision::new(replicas)
+            .reason(if replicas == wanted {
+                reason
+            } else {
+                format!("{reason}; clamped to {replicas}")
+            })
+            .metric("refit", refit)
+            .metric("reactive_replicas", f64::from(reactive));
+        if let Some(f) = fmax {
+            d = d.metric("forecast_peak", f);
+        }
+        Ok(d)
+    }
+}
+
+wasmscaler_sdk::export_policy!(MlPredictive);
