@@ -1,0 +1,422 @@
+//! Configuration of `spot-fallback`: keys, defaults, durations and validation.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use wasmscaler_sdk::PolicyError;
+
+/// The longest `interruptionWindow`: the window of `spot-interruptions` the policy asks the
+/// host for (the request in `info()` cannot depend on the configuration).
+pub const MAX_INTERRUPTION_WINDOW_MS: u64 = 3_600_000;
+
+/// A duration in milliseconds, written as a number of seconds (`120`, `0.5`) or a string
+/// with units `ms`, `s`, `m`, `h` (`"2m"`, `"90s"`, `"1h30m"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub u64);
+
+impl Duration {
+    pub fn ms(self) -> u64 {
+        self.0
+    }
+    pub fn ms_i64(self) -> i64 {
+        i64::try_from(self.0).unwrap_or(i64::MAX)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&fmt_ms(self.0))
+    }
+}
+
+/// `150000` -> `"2m30s"`, `500` -> `"500ms"`, `0` -> `"0s"`.
+pub fn fmt_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 || !ms.is_multiple_of(1000) {
+        if ms < 60_000 {
+            return format!("{ms}ms");
+        }
+        return format!("{:.1}s", ms as f64 / 1000.0);
+    }
+    let mut s = ms / 1000;
+    let mut out = String::new();
+    for (unit, size) in [("h", 3600), ("m", 60), ("s", 1)] {
+        if s >= size {
+            out.push_str(&format!("{}{unit}", s / size));
+            s %= size;
+        }
+    }
+    out
+}
+
+/// Parse `"1h30m"`, `"90s"`, `"500ms"`, `"2m"` into milliseconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration; write e.g. \"2m\", \"90s\" or a number of seconds".into());
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("'{text}' lacks a unit (ms, s, m or h)"))?;
+        if num_end == 0 {
+            return Err(format!(
+                "'{text}' is not a duration like \"2m\", \"90s\" or \"1h30m\""
+            ));
+        }
+        let n: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| format!("'{text}' has a bad number '{}'", &rest[..num_end]))?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_end] {
+            "ms" => 1.0,
+            "s" => 1000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            u => return Err(format!("'{text}' has an unknown unit '{u}' (use ms, s, m or h)")),
+        };
+        rest = &rest[unit_end..];
+        total += n * factor;
+    }
+    if !total.is_finite() || total > 1e15 {
+        return Err(format!("'{text}' is too long"));
+    }
+    Ok(total.round() as u64)
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration: seconds as a number, or a string like \"2m\", \"90s\", \"1h30m\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+                Ok(Duration(v.saturating_mul(1000)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+                if v < 0 {
+                    return Err(E::custom(format!("a duration must not be negative, got {v}")));
+                }
+                Ok(Duration((v as u64).saturating_mul(1000)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+                if !(v.is_finite() && (0.0..1e12).contains(&v)) {
+                    return Err(E::custom(format!(
+                        "a duration must be a non-negative number of seconds, got {v}"
+                    )));
+                }
+                Ok(Duration((v * 1000.0).round() as u64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                parse_duration(v).map(Duration).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// How many replicas move back to spot per step: a count (`2`) or a percentage of the
+/// total replicas (`"10%"`, rounded up, at least 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    Replicas(u32),
+    Percent(f64),
+}
+
+impl Amount {
+    /// Replicas this amount stands for out of `total` (at least 1).
+    pub fn of(self, total: u32) -> u32 {
+        match self {
+            Amount::Replicas(n) => n.max(1),
+            Amount::Percent(p) => wasmscaler_sdk::math::ceil_u32(f64::from(total) * p / 100.0).max(1),
+        }
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Amount::Replicas(n) => write!(f, "{n}"),
+            Amount::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Amount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of replicas (e.g. 2) or a percentage string (e.g. \"10%\")")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Amount, E> {
+                u32::try_from(v)
+                    .map(Amount::Replicas)
+                    .map_err(|_| E::custom(format!("{v} replicas is too many")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Amount, E> {
+                if v < 0 {
+                    return Err(E::custom(format!("must not be negative, got {v}")));
+                }
+                self.visit_u64(v as u64)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Amount, E> {
+                let p = v
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    .ok_or_else(|| E::custom(format!("'{v}' is not a percentage like \"10%\"")))?;
+                Ok(Amount::Percent(p))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum CapacityType {
+    #[serde(rename = "spot")]
+    Spot,
+    #[serde(rename = "on-demand")]
+    OnDemand,
+}
+
+/// One pool the host maps to a workload variant (e.g. a Deployment per capacity type).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Pool {
+    pub name: String,
+    pub capacity_type: CapacityType,
+    #[serde(default)]
+    pub price_per_hour: Option<f64>,
+    /// The workload variant the host scales for this pool (the host's business; checked
+    /// only for being non-empty).
+    #[serde(default)]
+    pub workload: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    #[serde(default = "default_load_signal")]
+    pub load_signal: String,
+    pub average_value: f64,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    #[serde(default)]
+    pub min_replicas: Option<u32>,
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
+    #[serde(default = "default_pools")]
+    pub pools: Vec<Pool>,
+    #[serde(default = "default_on_demand_base")]
+    pub on_demand_base: f64,
+    #[serde(default)]
+    pub on_demand_min: u32,
+    #[serde(default)]
+    pub min_available: Option<f64>,
+    #[serde(default = "default_pending_timeout")]
+    pub pending_timeout: Duration,
+    #[serde(default = "default_max_interruptions")]
+    pub max_interruptions: u32,
+    #[serde(default = "default_ten_minutes")]
+    pub interruption_window: Duration,
+    #[serde(default = "default_ten_minutes")]
+    pub calm_period: Duration,
+    #[serde(default = "default_move_back_step")]
+    pub move_back_step: Amount,
+    #[serde(default = "default_move_back_interval")]
+    pub move_back_interval: Duration,
+}
+
+fn default_load_signal() -> String {
+    "load".into()
+}
+fn default_tolerance() -> f64 {
+    0.1
+}
+pub fn default_pools() -> Vec<Pool> {
+    vec![
+        Pool {
+            name: "spot".into(),
+            capacity_type: CapacityType::Spot,
+            price_per_hour: None,
+            workload: None,
+        },
+        Pool {
+            name: "on-demand".into(),
+            capacity_type: CapacityType::OnDemand,
+            price_per_hour: None,
+            workload: None,
+        },
+    ]
+}
+fn default_on_demand_base() -> f64 {
+    0.3
+}
+fn default_pending_timeout() -> Duration {
+    Duration(120_000)
+}
+fn default_max_interruptions() -> u32 {
+    2
+}
+fn default_ten_minutes() -> Duration {
+    Duration(600_000)
+}
+fn default_move_back_step() -> Amount {
+    Amount::Percent(10.0)
+}
+fn default_move_back_interval() -> Duration {
+    Duration(60_000)
+}
+
+fn bad(msg: String) -> PolicyError {
+    PolicyError::InvalidConfig(msg)
+}
+
+pub fn validate(cfg: &Config) -> Result<(), PolicyError> {
+    if cfg.load_signal.trim().is_empty() {
+        return Err(bad("'loadSignal' must not be empty".into()));
+    }
+    if !(cfg.average_value.is_finite() && cfg.average_value > 0.0) {
+        return Err(bad(format!(
+            "'averageValue' must be a number > 0, got {}",
+            cfg.average_value
+        )));
+    }
+    if !(cfg.tolerance.is_finite() && (0.0..1.0).contains(&cfg.tolerance)) {
+        return Err(bad(format!(
+            "'tolerance' must be in [0, 1), got {}",
+            cfg.tolerance
+        )));
+    }
+    if let (Some(min), Some(max)) = (cfg.min_replicas, cfg.max_replicas)
+        && min > max
+    {
+        return Err(bad(format!(
+            "'minReplicas' ({min}) must not exceed 'maxReplicas' ({max})"
+        )));
+    }
+    if cfg.max_replicas == Some(0) {
+        return Err(bad("'maxReplicas' must be at least 1, got 0".into()));
+    }
+    if cfg.pools.is_empty() {
+        return Err(bad("'pools' must list a spot pool and an on-demand pool".into()));
+    }
+    let priced = cfg.pools.iter().filter(|p| p.price_per_hour.is_some()).count();
+    for (i, p) in cfg.pools.iter().enumerate() {
+        if p.name.trim().is_empty() {
+            return Err(bad(format!("'pools[{i}].name' must not be empty")));
+        }
+        if let Some(j) = cfg.pools[..i].iter().position(|o| o.name == p.name) {
+            return Err(bad(format!(
+                "'pools[{i}].name' repeats '{}' of 'pools[{j}]'",
+                p.name
+            )));
+        }
+        match p.price_per_hour {
+            Some(v) if !(v.is_finite() && v >= 0.0) => {
+                return Err(bad(format!(
+                    "'pools[{i}].pricePerHour' must be a number >= 0, got {v}"
+                )));
+            }
+            None if priced > 0 => {
+                return Err(bad(format!(
+                    "'pools[{i}].pricePerHour' is missing: set a price on every pool or on none"
+                )));
+            }
+            _ => {}
+        }
+        if p.workload.as_deref().is_some_and(|w| w.trim().is_empty()) {
+            return Err(bad(format!("'pools[{i}].workload' must not be empty when set")));
+        }
+    }
+    if !cfg.pools.iter().any(|p| p.capacity_type == CapacityType::Spot) {
+        return Err(bad("'pools' has no pool with capacityType 'spot'".into()));
+    }
+    if !cfg
+        .pools
+        .iter()
+        .any(|p| p.capacity_type == CapacityType::OnDemand)
+    {
+        return Err(bad(
+            "'pools' has no pool with capacityType 'on-demand' to fall back to".into(),
+        ));
+    }
+    if !(cfg.on_demand_base.is_finite() && (0.0..=1.0).contains(&cfg.on_demand_base)) {
+        return Err(bad(format!(
+            "'onDemandBase' must be in [0, 1], got {}",
+            cfg.on_demand_base
+        )));
+    }
+    if let Some(a) = cfg.min_available
+        && !(a.is_finite() && a > 0.0 && a <= 1.0)
+    {
+        return Err(bad(format!("'minAvailable' must be in (0, 1], got {a}")));
+    }
+    if cfg.pending_timeout.ms() == 0 {
+        return Err(bad("'pendingTimeout' must be longer than 0s".into()));
+    }
+    let w = cfg.interruption_window.ms();
+    if w == 0 || w > MAX_INTERRUPTION_WINDOW_MS {
+        return Err(bad(format!(
+            "'interruptionWindow' must be within (0s, 1h] (the window of 'spot-interruptions' the policy requests), got {}",
+            cfg.interruption_window
+        )));
+    }
+    match cfg.move_back_step {
+        Amount::Replicas(0) => {
+            return Err(bad("'moveBackStep' must be at least 1 replica, got 0".into()));
+        }
+        Amount::Percent(p) if !(p.is_finite() && p > 0.0 && p <= 100.0) => {
+            return Err(bad(format!(
+                "'moveBackStep' percentage must be in (0%, 100%], got {p}%"
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!(parse_duration("2m"), Ok(120_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration("90s"), Ok(90_000));
+        assert_eq!(parse_duration("500ms"), Ok(500));
+        assert_eq!(parse_duration("1.5m"), Ok(90_000));
+        assert!(parse_duration("5").unwrap_err().contains("lacks a unit"));
+        assert!(parse_duration("5d").unwrap_err().contains("unknown unit 'd'"));
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(fmt_ms(120_000), "2m");
+        assert_eq!(fmt_ms(150_000), "2m30s");
+        assert_eq!(fmt_ms(5_400_000), "1h30m");
+        assert_eq!(fmt_ms(500), "500ms");
+        assert_eq!(fmt_ms(0), "0s");
+    }
+
+    #[test]
+    fn amounts_round_up_and_are_at_least_one() {
+        assert_eq!(Amount::Percent(10.0).of(10), 1);
+        assert_eq!(Amount::Percent(10.0).of(11), 2);
+        assert_eq!(Amount::Percent(10.0).of(0), 1);
+        assert_eq!(Amount::Percent(25.0).of(20), 5);
+        assert_eq!(Amount::Replicas(3).of(100), 3);
+    }
+}
