@@ -10,14 +10,16 @@
 
 mod schedule;
 
+use std::cell::OnceCell;
+
 use chrono::{DateTime, FixedOffset};
 use chrono_tz::Tz;
 use croner::Cron;
 use serde::Deserialize;
 use wasmscaler_sdk::prelude::*;
 
-pub use schedule::{fmt_duration, parse_go_duration_ms};
 use schedule::{DAY_MS, Schedule, day_excluded, day_start, local, next_day_start};
+pub use schedule::{fmt_duration, parse_go_duration_ms};
 
 /// How far back (and, for `runOnce`, forward from `start`) a job's firing is searched,
 /// in days: five years (5 x 366). A cron job whose latest firing is older than this
@@ -79,6 +81,20 @@ pub struct Config {
     /// Upper bound on the cron target.
     #[serde(default)]
     pub max_replicas: Option<i64>,
+    /// The compiled form, built once per parsed configuration: the SDK validates and then
+    /// evaluates the same `Config`, and parsing a cron expression costs ~15 us.
+    #[serde(skip)]
+    plan: OnceCell<Result<Plan, PolicyError>>,
+}
+
+impl Config {
+    /// The compiled configuration (memoized).
+    fn plan(&self) -> Result<&Plan, PolicyError> {
+        self.plan
+            .get_or_init(|| Plan::compile(self))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
 fn default_timezone() -> String {
@@ -133,9 +149,10 @@ fn parse_start(text: &str, tz: Tz) -> Result<i64, PolicyError> {
 
 impl Plan {
     fn compile(cfg: &Config) -> Result<Plan, PolicyError> {
-        let tz: Tz = cfg.timezone.parse().map_err(|_| {
-            PolicyError::config(format!("'timezone': unknown time zone '{}'", cfg.timezone))
-        })?;
+        let tz: Tz = cfg
+            .timezone
+            .parse()
+            .map_err(|_| PolicyError::config(format!("'timezone': unknown time zone '{}'", cfg.timezone)))?;
         let start_ms = cfg.start.as_deref().map(|s| parse_start(s, tz)).transpose()?;
         let min = cfg.min_replicas.map(|v| bound("minReplicas", v, 0)).transpose()?;
         let max = cfg.max_replicas.map(|v| bound("maxReplicas", v, 1)).transpose()?;
@@ -152,7 +169,9 @@ impl Plan {
         let mut jobs = Vec::with_capacity(cfg.jobs.len());
         for (i, j) in cfg.jobs.iter().enumerate() {
             if j.name.trim().is_empty() {
-                return Err(PolicyError::config(format!("'jobs[{i}].name': must not be empty")));
+                return Err(PolicyError::config(format!(
+                    "'jobs[{i}].name': must not be empty"
+                )));
             }
             if let Some(k) = cfg.jobs[..i].iter().position(|o| o.name == j.name) {
                 return Err(PolicyError::config(format!(
@@ -298,11 +317,11 @@ impl Policy for CronPolicy {
     }
 
     fn validate(cfg: &Config) -> Result<(), PolicyError> {
-        Plan::compile(cfg).map(|_| ())
+        cfg.plan().map(|_| ())
     }
 
     fn evaluate(ctx: &Context, cfg: &Config, _: &mut ()) -> Result<Decision, PolicyError> {
-        let plan = Plan::compile(cfg)?;
+        let plan = cfg.plan()?;
         let now = ctx.now_ms;
         let current = ctx.workload.replicas;
 
@@ -338,7 +357,10 @@ impl Policy for CronPolicy {
                 fmt_duration(f - now),
                 j.target
             ),
-            None => format!("no firing within {}; rechecking then", fmt_duration(MAX_RECHECK_MS as i64)),
+            None => format!(
+                "no firing within {}; rechecking then",
+                fmt_duration(MAX_RECHECK_MS as i64)
+            ),
         };
 
         let Some((fired_at, job)) = winner else {
@@ -358,7 +380,7 @@ impl Policy for CronPolicy {
             .filter_map(|j| {
                 let f = j.schedule.prev_at_or_before(plan.tz, plan.anchor(), now)?;
                 let by = plan.excluded_by(f)?;
-                (f > fired_at && plan.start_ms.is_none_or(|s| f >= s)).then(|| (f, j, by))
+                (f > fired_at && plan.start_ms.is_none_or(|s| f >= s)).then_some((f, j, by))
             })
             .max_by_key(|(f, _, _)| *f);
 

@@ -55,7 +55,7 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
 #[derive(Debug, Clone)]
 pub enum Schedule {
     /// A cron expression, evaluated in the policy's time zone.
-    Cron(Cron),
+    Cron(Box<Cron>),
     /// `@every D`: at `anchor + k x D` for k >= 1 (anchor: the policy's `start`, or the
     /// Unix epoch).
     Every { period_ms: i64 },
@@ -93,7 +93,7 @@ pub fn parse_schedule(text: &str, tz: Tz) -> Result<Schedule, String> {
             .ok_or_else(|| format!("@date '{}' does not exist in time zone {tz}", rest.trim()))?;
         return Ok(Schedule::Once { at_ms });
     }
-    parse_cron(t).map(Schedule::Cron)
+    parse_cron(t).map(|c| Schedule::Cron(Box::new(c)))
 }
 
 /// `prefix` at the start of `s` (ASCII case-insensitive), followed by whitespace.
@@ -109,9 +109,14 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DD HH:MM` (also with a `T` between date and time).
 pub fn parse_local_datetime(s: &str) -> Option<NaiveDateTime> {
-    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
 }
 
 /// The instant a wall-clock time in `tz` stands for: itself when unique; the earlier of
@@ -261,7 +266,10 @@ pub fn parse_go_duration_ms(s: &str) -> Result<i64, String> {
         let mut scale = unit_ns;
         for d in frac_part.chars().take(18) {
             scale /= 10;
-            let digit = i128::from(d.to_digit(10).ok_or_else(|| format!("invalid number '{num}' in '{s}'"))?);
+            let digit = i128::from(
+                d.to_digit(10)
+                    .ok_or_else(|| format!("invalid number '{num}' in '{s}'"))?,
+            );
             total_ns += digit * scale;
         }
         rest = next;
@@ -306,7 +314,10 @@ mod tests {
         assert_eq!(parse_go_duration_ms("30m"), Ok(1_800_000));
         assert_eq!(parse_go_duration_ms("1h30m10s"), Ok(5_410_000));
         assert_eq!(parse_go_duration_ms("1.5h"), Ok(5_400_000));
-        assert_eq!(parse_go_duration_ms("1500ms"), Err("must be a whole number of seconds".into()));
+        assert_eq!(
+            parse_go_duration_ms("1500ms"),
+            Err("must be a whole number of seconds".into())
+        );
         assert_eq!(parse_go_duration_ms("2000ms"), Ok(2000));
         assert!(parse_go_duration_ms("500ms").is_err());
         assert!(parse_go_duration_ms("0").is_err());
@@ -327,7 +338,10 @@ mod tests {
 
     #[test]
     fn five_fields_are_minute_first_six_are_seconds_first() {
-        let utc = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
+        let utc = chrono::Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap();
         // "30 8 * * *": 08:30:00 daily.
         let c = parse_cron("30 8 * * *").unwrap();
         let n = c.find_next_occurrence(&utc, false).unwrap();
@@ -342,7 +356,10 @@ mod tests {
     fn n_slash_step_means_n_to_max() {
         // Minutes "3/15" = 3-59/15 = 3, 18, 33, 48.
         let c = parse_cron("0 3/15 * * * *").unwrap();
-        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 20, 0).single().unwrap();
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 20, 0)
+            .single()
+            .unwrap();
         assert_eq!(c.find_next_occurrence(&t, false).unwrap().minute(), 33);
     }
 
