@@ -584,3 +584,70 @@ fn evaluate_cost() {
     println!("evaluate (5 jobs, 3 excludeDates, Europe/Berlin, holiday): {per:?} per call");
     assert!(per < std::time::Duration::from_millis(1));
 }
+
+#[test]
+fn readme_example_behaves_as_documented() {
+    let c = json!({
+        "timezone": "Europe/Berlin",
+        "jobs": [
+            {"name": "morning", "schedule": "0 0 8 * * MON-FRI", "targetSize": 20},
+            {"name": "lunch", "schedule": "0 0 12 * * MON-FRI", "targetSize": 30},
+            {"name": "evening", "schedule": "0 0 18 * * MON-FRI", "targetSize": 15},
+            {"name": "night", "schedule": "0 0 22 * * MON-FRI", "targetSize": 5},
+            {"name": "weekend", "schedule": "0 0 0 * * SAT,SUN", "targetSize": 3},
+            {"name": "xmas-eve-sale", "schedule": "@date 2026-12-24 18:00:00", "targetSize": 50}
+        ],
+        "excludeDates": ["* * * 25 12 *", "* * 1 1 *"],
+        "mode": "target",
+        "maxReplicas": 60
+    });
+    // Monday 5 Jan 2026 12:00 CET = 11:00Z -> 30, next 18:00 CET in 6 h.
+    let d = eval_at(&c, utc(2026, 1, 5, 11, 0, 0), 3);
+    assert_eq!(
+        (d.replicas, d.recheck_after_ms),
+        (30, Some(6 * H)),
+        "{}",
+        d.reason
+    );
+    // Thu 24 Dec 18:00 CET (17:00Z): "evening" and the one-shot fire together; the one-shot
+    // is listed last and wins -> 50.
+    let d = eval_at(&c, utc(2026, 12, 24, 17, 0, 0), 3);
+    assert_eq!(d.replicas, 50, "{}", d.reason);
+    // Fri 25 Dec 12:00 CET: excluded; Thu 22:00 (night) -> 5; next Sat 00:00 CET = 23:00Z.
+    let d = eval_at(&c, utc(2026, 12, 25, 11, 0, 0), 3);
+    assert_eq!(
+        (d.replicas, d.recheck_after_ms),
+        (5, Some(12 * H)),
+        "{}",
+        d.reason
+    );
+    // Backward-compatible zone links are valid names.
+    for tz in ["US/Eastern", "Asia/Calcutta", "Etc/GMT+5", "UTC"] {
+        validate::<CronPolicy>(
+            &json!({"timezone": tz, "jobs": [{"name": "a", "schedule": "@daily", "targetSize": 1}]})
+                .to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{tz}: {e}"));
+    }
+}
+
+#[test]
+fn extreme_clocks_do_not_panic() {
+    let mut c = business_hours("America/New_York");
+    c["excludeDates"] = json!(["* * * 25 12 *"]);
+    c["jobs"]
+        .as_array_mut()
+        .expect("jobs")
+        .push(json!({"name": "p", "schedule": "@every 7m", "targetSize": 2}));
+    c["jobs"]
+        .as_array_mut()
+        .expect("jobs")
+        .push(json!({"name": "o", "schedule": "@date 2026-01-01 00:00", "targetSize": 2}));
+    for now in [i64::MIN, i64::MIN / 2, -1, 0, 1, i64::MAX / 2, i64::MAX] {
+        let d = eval_at(&c, now, 4);
+        assert!(
+            d.recheck_after_ms.is_some_and(|r| (1..=24 * H).contains(&r)),
+            "{now}: {d:?}"
+        );
+    }
+}
