@@ -377,6 +377,7 @@ impl Policy for CronPolicy {
         let skipped = plan
             .jobs
             .iter()
+            .filter(|j| !j.run_once)
             .filter_map(|j| {
                 let f = j.schedule.prev_at_or_before(plan.tz, plan.anchor(), now)?;
                 let by = plan.excluded_by(f)?;
