@@ -15,13 +15,17 @@
 mod common;
 
 use common::{Trace, percentile};
-use policy_ml_predictive::forecast::{Curve, fit_forecast, prepare};
 use policy_ml_predictive::Config;
+use policy_ml_predictive::forecast::{Curve, FitOptions, fit_forecast_with, prepare};
 use std::time::Instant;
 
 fn smape(f: f64, a: f64) -> Option<f64> {
     let d = f.abs() + a.abs();
-    if d == 0.0 { None } else { Some(200.0 * (f - a).abs() / d) }
+    if d == 0.0 {
+        None
+    } else {
+        Some(200.0 * (f - a).abs() / d)
+    }
 }
 
 #[derive(Default)]
@@ -37,7 +41,11 @@ impl Acc {
         }
     }
     fn mean(&self) -> f64 {
-        if self.n == 0 { f64::NAN } else { self.sum / self.n as f64 }
+        if self.n == 0 {
+            f64::NAN
+        } else {
+            self.sum / self.n as f64
+        }
     }
 }
 
@@ -45,6 +53,8 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut days = 21.0;
     let mut every_h = 6.0;
+    let mut opts = FitOptions::default();
+    let mut window_days: Option<f64> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -53,7 +63,23 @@ fn main() {
                     eprintln!("{} needs a number", args[i]);
                     std::process::exit(2)
                 });
-                if args[i] == "--days" { days = v } else { every_h = v }
+                if args[i] == "--days" {
+                    days = v
+                } else {
+                    every_h = v
+                }
+                args.drain(i..i + 2);
+            }
+            "--robust" => {
+                opts.robust = args.get(i + 1).is_some_and(|s| s == "true");
+                args.drain(i..i + 2);
+            }
+            "--clip" => {
+                opts.clip_quantile = args.get(i + 1).and_then(|s| s.parse().ok());
+                args.drain(i..i + 2);
+            }
+            "--window-days" => {
+                window_days = args.get(i + 1).and_then(|s| s.parse().ok());
                 args.drain(i..i + 2);
             }
             _ => i += 1,
@@ -63,7 +89,14 @@ fn main() {
         eprintln!("usage: accuracy [--days 21] [--every 6] <trace.csv>...");
         std::process::exit(2);
     }
-    let cfg = Config::default();
+    let mut cfg = Config::default();
+    if let Some(d) = window_days {
+        cfg.history_window.0 = (d * 86_400_000.0) as i64;
+    }
+    println!(
+        "fit options: {opts:?}, history window {} d",
+        cfg.history_window.0 / 86_400_000
+    );
     let h = cfg.horizon.0;
     let lags = [0, 15 * 60_000, 30 * 60_000, 45 * 60_000];
     println!(
@@ -72,9 +105,9 @@ fn main() {
         policy_ml_predictive::forecast::fmt_duration(h)
     );
     println!(
-        "| trace | history step | origins | model | MSTL+ETS | + level both | + level up | seasonal-naive 1 d | seasonal-naive 1 w | fit p50 ms |"
+        "| trace | history step | origins | model | MSTL+ETS | + level both | + level up | seasonal-naive 1 d | seasonal-naive 1 w | forecast / actual | fit p50 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for path in &args {
         let trace = match Trace::load(path) {
             Ok(t) => t,
@@ -85,11 +118,13 @@ fn main() {
         };
         let r = trace.resampled(cfg.history_step.0);
         let end = trace.end_ms() - h - lags[lags.len() - 1];
-        let first = (end - (days * 86_400_000.0) as i64).max(common::BASE_MS + 8 * 86_400_000);
+        let first =
+            (end - (days * 86_400_000.0) as i64).max(common::BASE_MS + cfg.history_window.0 + 86_400_000);
         let every = (every_h * 3_600_000.0) as i64;
         let (mut ml, mut mlc, mut mlu) = (Acc::default(), Acc::default(), Acc::default());
         let (mut d1, mut w1) = (Acc::default(), Acc::default());
         let mut fit_ms = Vec::new();
+        let mut bias = (0.0, 0.0);
         let mut models = std::collections::BTreeMap::<String, usize>::new();
         let mut origins = 0;
         let mut t = first;
@@ -107,7 +142,7 @@ fn main() {
             };
             let until = t + cfg.refit_interval.0 + h;
             let n = ((until - p.last_at_ms) as f64 / p.step_ms as f64).ceil() as usize + 1;
-            let (points, model) = match fit_forecast(&p, n) {
+            let (points, model) = match fit_forecast_with(&p, n, opts) {
                 Ok(x) => x,
                 Err(e) => {
                     *models.entry(format!("failed: {e}")).or_default() += 1;
@@ -130,6 +165,8 @@ fn main() {
                 let actual = r.at(target);
                 let f = curve.at(target);
                 ml.add(smape(f, actual));
+                bias.0 += f;
+                bias.1 += actual;
                 let now_fc = curve.at(tick);
                 let raw = if now_fc > 0.0 { r.at(tick) / now_fc } else { 1.0 };
                 let m = cfg.max_level_ratio;
@@ -146,7 +183,7 @@ fn main() {
             .collect::<Vec<_>>()
             .join("; ");
         println!(
-            "| {} | {} | {origins} | {model} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {origins} | {model} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} |",
             trace.name,
             policy_ml_predictive::forecast::fmt_duration(r.step_ms),
             ml.mean(),
@@ -154,6 +191,7 @@ fn main() {
             mlu.mean(),
             d1.mean(),
             w1.mean(),
+            bias.0 / bias.1,
             percentile(&mut fit_ms, 0.5)
         );
     }

@@ -41,7 +41,12 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: u32, now: i64) -> Self {
-        Cluster { pods: vec![now; n as usize], replica_ms: 0.0, violation_ticks: 0, ticks: 0 }
+        Cluster {
+            pods: vec![now; n as usize],
+            replica_ms: 0.0,
+            violation_ticks: 0,
+            ticks: 0,
+        }
     }
     fn replicas(&self) -> u32 {
         self.pods.len() as u32
@@ -115,8 +120,17 @@ struct PolicyRun {
     ticks: u64,
 }
 
-fn policy(trace: &Trace, hist: &Resampled, start: i64, end: i64, cap: f64, margin: f64, extra: &str) -> PolicyRun {
-    let config = format!(r#"{{"targetPerReplica": {cap}, "margin": {margin}{extra}}}"#);
+fn policy(
+    trace: &Trace,
+    hist: &Resampled,
+    start: i64,
+    end: i64,
+    target: f64,
+    cap: f64,
+    margin: f64,
+    extra: &str,
+) -> PolicyRun {
+    let config = format!(r#"{{"targetPerReplica": {target}, "margin": {margin}{extra}}}"#);
     let init = ((trace.at(start) / (0.7 * cap)).ceil() as u32).clamp(MIN_R, MAX_R);
     let mut c = Cluster::new(init, start);
     let mut h = Harness::<MlPredictive>::new();
@@ -125,9 +139,12 @@ fn policy(trace: &Trace, hist: &Resampled, start: i64, end: i64, cap: f64, margi
     let mut t = start;
     while t < end {
         let load = trace.at(t);
-        // The host's view at t: history up to t only, the load signal's last minute.
+        // The host's view at t: history up to t only, the load signal's last 5 minutes.
         set_history("load", hist.history(t, 7 * 86_400_000 + 1).to_vec());
-        let recent: Vec<(i64, f64)> = (0..4).rev().map(|k| (t - k * TICK_MS, trace.at(t - k * TICK_MS))).collect();
+        let recent: Vec<(i64, f64)> = (0..20)
+            .rev()
+            .map(|k| (t - k * TICK_MS, trace.at(t - k * TICK_MS)))
+            .collect();
         let ctx = ContextBuilder::new()
             .now_ms(t)
             .replicas(c.replicas(), c.ready(t))
@@ -141,7 +158,11 @@ fn policy(trace: &Trace, hist: &Resampled, start: i64, end: i64, cap: f64, margi
         let want = match d {
             Ok(d) => {
                 let refit = d.metrics.iter().any(|m| m.name == "refit" && m.value > 0.0);
-                if refit { refit_us.push(us) } else { cached_us.push(us) }
+                if refit {
+                    refit_us.push(us)
+                } else {
+                    cached_us.push(us)
+                }
                 if d.metrics.iter().any(|m| m.name == "forecast_peak") {
                     forecast_ticks += 1;
                 }
@@ -156,7 +177,14 @@ fn policy(trace: &Trace, hist: &Resampled, start: i64, end: i64, cap: f64, margi
         c.account(t, load, cap);
         t += TICK_MS;
     }
-    PolicyRun { rh: c.replica_hours(), vm: c.violation_minutes(), refit_us, cached_us, forecast_ticks, ticks: c.ticks }
+    PolicyRun {
+        rh: c.replica_hours(),
+        vm: c.violation_minutes(),
+        refit_us,
+        cached_us,
+        forecast_ticks,
+        ticks: c.ticks,
+    }
 }
 
 /// HPA violation minutes at `rh` replica-hours, linear between the HPA points (sorted by
@@ -179,15 +207,23 @@ fn main() {
     let mut margins = vec![0.0, 0.1, 0.2, 0.3, 0.5];
     let mut days: Option<f64> = None;
     let mut extra = String::new();
+    let mut util = 1.0;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--margins" => {
-                margins = args.get(i + 1).map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+                margins = args
+                    .get(i + 1)
+                    .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+                    .unwrap_or_default();
                 args.drain(i..i + 2);
             }
             "--days" => {
                 days = args.get(i + 1).and_then(|s| s.parse().ok());
+                args.drain(i..i + 2);
+            }
+            "--target-util" => {
+                util = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(1.0);
                 args.drain(i..i + 2);
             }
             "--extra" => {
@@ -253,14 +289,16 @@ fn main() {
                     .iter()
                     .map(|&m| {
                         let (trace, hist, extra) = (&trace, &hist, extra.as_str());
-                        s.spawn(move || (m, policy(trace, hist, start, end, cap, m, extra)))
+                        s.spawn(move || (m, policy(trace, hist, start, end, util * cap, cap, m, extra)))
                     })
                     .collect();
                 out.extend(hs.into_iter().filter_map(|h| h.join().ok()));
             }
             out
         });
-        println!("| ml-predictive | replica-hours | violation minutes | HPA at equal replica-hours | fewer violations | forecast ticks |\n|---|---|---|---|---|---|");
+        println!(
+            "| ml-predictive | replica-hours | violation minutes | HPA at equal replica-hours | fewer violations | forecast ticks |\n|---|---|---|---|---|---|"
+        );
         for (m, r) in runs {
             let base = hpa_at(&curve, r.rh);
             let (b, red) = match base {
@@ -290,6 +328,9 @@ fn main() {
     );
     println!("\nsummary (trace, margin, replica-hours, violation-min, HPA violation-min at equal cost):");
     for (n, m, rh, vm, b) in summary {
-        println!("{n}\t{m}\t{rh:.0}\t{vm:.1}\t{}", b.map(|b| format!("{b:.1}")).unwrap_or("-".into()));
+        println!(
+            "{n}\t{m}\t{rh:.0}\t{vm:.1}\t{}",
+            b.map(|b| format!("{b:.1}")).unwrap_or("-".into())
+        );
     }
 }

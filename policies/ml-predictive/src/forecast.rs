@@ -38,11 +38,22 @@ pub struct Prepared {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Unusable {
     Empty,
-    NonFinite { count: usize, total: usize },
+    NonFinite {
+        count: usize,
+        total: usize,
+    },
     /// The samples' spacing is too coarse for a daily cycle.
-    TooCoarse { step_ms: i64 },
-    Short { have_ms: i64, need_ms: i64 },
-    Gappy { missing: usize, total: usize },
+    TooCoarse {
+        step_ms: i64,
+    },
+    Short {
+        have_ms: i64,
+        need_ms: i64,
+    },
+    Gappy {
+        missing: usize,
+        total: usize,
+    },
 }
 
 impl std::fmt::Display for Unusable {
@@ -206,13 +217,55 @@ impl std::fmt::Display for Model {
     }
 }
 
+/// How the model is fitted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitOptions {
+    /// Robust STL (outliers get low weight in the seasonal and trend smoothing).
+    pub robust: bool,
+    /// Winsorize the history at this quantile before fitting (bursts in the history then
+    /// do not come back as seasonal peaks); `None`: no clipping.
+    pub clip_quantile: Option<f64>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            robust: true,
+            clip_quantile: Some(0.99),
+        }
+    }
+}
+
 /// Forecast `n_ahead` values after the newest history value (at `last + k x step`,
 /// k = 1..=n_ahead), clamped at 0. Errors only when both models fail or the forecast is
 /// not finite.
 pub fn fit_forecast(p: &Prepared, n_ahead: usize) -> Result<(Vec<f64>, Model), String> {
-    let mstl = MSTLModel::new(p.periods.clone(), AutoETS::non_seasonal().into_trend_model());
+    fit_forecast_with(p, n_ahead, FitOptions::default())
+}
+
+/// [`fit_forecast`] with explicit options.
+pub fn fit_forecast_with(
+    p: &Prepared,
+    n_ahead: usize,
+    opts: FitOptions,
+) -> Result<(Vec<f64>, Model), String> {
+    let mut values = p.values.clone();
+    if let Some(q) = opts.clip_quantile {
+        let mut sorted = values.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let idx = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
+        if let Some(&cap) = sorted.get(idx) {
+            values.iter_mut().for_each(|v| *v = v.min(cap));
+        }
+    }
+    let mut params = augurs_mstl::stlrs::MstlParams::new();
+    let mut stl = augurs_mstl::stlrs::StlParams::new();
+    stl.robust(opts.robust);
+    params.stl_params(stl);
+    let mstl =
+        MSTLModel::new(p.periods.clone(), AutoETS::non_seasonal().into_trend_model()).mstl_params(params);
     let (points, model) = match mstl
-        .fit(&p.values)
+        .fit(&values)
         .map_err(|e| e.to_string())
         .and_then(|m| m.predict(n_ahead, None).map_err(|e| e.to_string()))
     {
@@ -220,7 +273,7 @@ pub fn fit_forecast(p: &Prepared, n_ahead: usize) -> Result<(Vec<f64>, Model), S
         Ok(_) | Err(_) => {
             let why = "MSTL fit failed or gave non-finite values".to_string();
             let f = AutoETS::non_seasonal()
-                .fit(&p.values)
+                .fit(&values)
                 .map_err(|e| format!("{why}; ETS fit failed: {e}"))?
                 .predict(n_ahead, None)
                 .map_err(|e| format!("{why}; ETS predict failed: {e}"))?;
@@ -307,7 +360,10 @@ mod tests {
 
     #[test]
     fn prepare_refuses_short_nan_and_gappy() {
-        assert!(matches!(prepare(&hourly(47, |_| 1.0)), Err(Unusable::Short { .. })));
+        assert!(matches!(
+            prepare(&hourly(47, |_| 1.0)),
+            Err(Unusable::Short { .. })
+        ));
         let mut h = hourly(100, |_| 1.0);
         h[5].value = f64::NAN;
         assert!(matches!(prepare(&h), Err(Unusable::NonFinite { count: 1, .. })));
@@ -317,7 +373,11 @@ mod tests {
             .filter(|(i, _)| i % 5 != 0 || *i == 0 || *i == 199)
             .map(|(_, s)| s)
             .collect();
-        assert!(matches!(prepare(&h), Err(Unusable::Gappy { .. })), "{:?}", prepare(&h));
+        assert!(
+            matches!(prepare(&h), Err(Unusable::Gappy { .. })),
+            "{:?}",
+            prepare(&h)
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub struct Duration(pub i64);
 impl Duration {
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let n: f64 = num
             .parse()
@@ -59,7 +61,9 @@ impl<'de> Deserialize<'de> for Duration {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Seconds(s) if s.is_finite() && s >= 0.0 && s < 1e12 => Ok(Duration((s * 1000.0).round() as i64)),
+            Raw::Seconds(s) if s.is_finite() && s >= 0.0 && s < 1e12 => {
+                Ok(Duration((s * 1000.0).round() as i64))
+            }
             Raw::Seconds(s) => Err(serde::de::Error::custom(format!("{s} is not a duration"))),
             Raw::Text(t) => Duration::parse(&t).map_err(serde::de::Error::custom),
         }
@@ -101,6 +105,26 @@ pub struct Config {
     pub level_correction: LevelCorrection,
     #[serde(default = "default_max_level_ratio")]
     pub max_level_ratio: f64,
+    /// Short-term trend of the reactive answer: the load's least-squares slope over this
+    /// much of the recent `load` signal, extrapolated over `podStartup` (only upwards).
+    /// `0s` disables it. At most 5m (the window the policy asks the host for).
+    #[serde(default = "default_trend_window")]
+    pub trend_window: Duration,
+    /// The reactive answer holds the peak of the `load` signal over this window (like the
+    /// HPA's scale-down stabilization), so it does not drop with every dip of a noisy
+    /// load. `0s`: the latest sample only. At most 5m.
+    #[serde(default = "default_peak_window")]
+    pub peak_window: Duration,
+}
+
+fn default_peak_window() -> Duration {
+    Duration(SIGNAL_WINDOW_MS)
+}
+
+/// The recent `load` window the policy asks for (bounds `trendWindow`).
+pub const SIGNAL_WINDOW_MS: i64 = 5 * 60_000;
+fn default_trend_window() -> Duration {
+    Duration(60_000)
 }
 
 fn default_signal() -> String {
@@ -153,6 +177,8 @@ impl Default for Config {
             refit_interval: default_refit_interval(),
             level_correction: LevelCorrection::default(),
             max_level_ratio: default_max_level_ratio(),
+            trend_window: default_trend_window(),
+            peak_window: default_peak_window(),
         }
     }
 }
@@ -196,10 +222,7 @@ fn cfg_err(key: &str, msg: impl std::fmt::Display) -> PolicyError {
 }
 
 fn cache_key(cfg: &Config) -> String {
-    format!(
-        "{}|{}|{}",
-        cfg.signal, cfg.history_window.0, cfg.history_step.0
-    )
+    format!("{}|{}|{}", cfg.signal, cfg.history_window.0, cfg.history_step.0)
 }
 
 /// What the history gave: a forecast curve, or why not.
@@ -216,7 +239,62 @@ impl MlPredictive {
             .try_signal(&cfg.signal)
             .and_then(|s| s.samples.iter().rev().find(|x| x.value.is_finite()))
             .map(|x| x.value);
-        from_signal.or_else(|| history?.iter().rev().find(|x| x.value.is_finite()).map(|x| x.value))
+        from_signal.or_else(|| {
+            history?
+                .iter()
+                .rev()
+                .find(|x| x.value.is_finite())
+                .map(|x| x.value)
+        })
+    }
+
+    /// `load + slope x podStartup`, the slope fitted by least squares over the last
+    /// `trendWindow` of the signal; `load` when there is no rising trend to speak of.
+    fn trend_extrapolation(ctx: &Context, cfg: &Config, load: f64) -> f64 {
+        if cfg.trend_window.0 <= 0 {
+            return load;
+        }
+        let Some(sig) = ctx.try_signal(&cfg.signal) else {
+            return load;
+        };
+        let w: Vec<&Sample> = sig
+            .window(ctx.now_ms, u64::try_from(cfg.trend_window.0).unwrap_or(0))
+            .iter()
+            .filter(|s| s.value.is_finite())
+            .collect();
+        if w.len() < 2 {
+            return load;
+        }
+        let n = w.len() as f64;
+        let mt = w.iter().map(|s| (s.at_ms - ctx.now_ms) as f64).sum::<f64>() / n;
+        let mv = w.iter().map(|s| s.value).sum::<f64>() / n;
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for s in &w {
+            let dt = (s.at_ms - ctx.now_ms) as f64 - mt;
+            sxy += dt * (s.value - mv);
+            sxx += dt * dt;
+        }
+        if sxx <= 0.0 {
+            return load;
+        }
+        let slope = sxy / sxx; // load per ms
+        let out = load + slope * cfg.pod_startup.0 as f64;
+        if out.is_finite() { out.max(load) } else { load }
+    }
+
+    /// The highest finite `load` sample within the last `peakWindow` (at least `load`).
+    fn recent_peak(ctx: &Context, cfg: &Config, load: f64) -> f64 {
+        if cfg.peak_window.0 <= 0 {
+            return load;
+        }
+        ctx.try_signal(&cfg.signal)
+            .map(|s| {
+                s.window(ctx.now_ms, u64::try_from(cfg.peak_window.0).unwrap_or(0))
+                    .iter()
+                    .filter(|x| x.value.is_finite())
+                    .fold(load, |m, x| m.max(x.value))
+            })
+            .unwrap_or(load)
     }
 
     fn fetch_history(cfg: &Config) -> Result<Vec<Sample>, String> {
@@ -271,14 +349,15 @@ impl MlPredictive {
             c.key == key
                 && ctx.now_ms >= c.fitted_at_ms
                 && ctx.now_ms < c.fitted_at_ms + cfg.refit_interval.0
-                && (c.failed || Curve {
-                    origin_ms: c.origin_ms,
-                    origin_value: c.origin_value,
-                    step_ms: c.step_ms,
-                    points: &c.points,
-                }
-                .end_ms()
-                    >= ctx.now_ms + cfg.horizon.0)
+                && (c.failed
+                    || Curve {
+                        origin_ms: c.origin_ms,
+                        origin_value: c.origin_value,
+                        step_ms: c.step_ms,
+                        points: &c.points,
+                    }
+                    .end_ms()
+                        >= ctx.now_ms + cfg.horizon.0)
         });
         if let Some(c) = fresh {
             let c = c.clone();
@@ -334,7 +413,7 @@ impl Policy for MlPredictive {
         .signal(
             SignalRequest::window(
                 "load",
-                60_000,
+                SIGNAL_WINDOW_MS as u64,
                 "total load on the workload (e.g. requests/s summed across pods); its long \
                  history is read through host history",
             )
@@ -353,7 +432,10 @@ impl Policy for MlPredictive {
             ));
         }
         if !(cfg.margin.is_finite() && (0.0..=10.0).contains(&cfg.margin)) {
-            return Err(cfg_err("margin", format!("must be in [0, 10], got {}", cfg.margin)));
+            return Err(cfg_err(
+                "margin",
+                format!("must be in [0, 10], got {}", cfg.margin),
+            ));
         }
         if cfg.pod_startup.0 < 0 {
             return Err(cfg_err("podStartup", "must not be negative"));
@@ -400,9 +482,7 @@ impl Policy for MlPredictive {
         if (cfg.refit_interval.0 + cfg.horizon.0) / cfg.history_step.0 > MAX_CACHED_POINTS {
             return Err(cfg_err(
                 "refitInterval",
-                format!(
-                    "+ 'horizon' over 'historyStep' exceeds {MAX_CACHED_POINTS} cached forecast points"
-                ),
+                format!("+ 'horizon' over 'historyStep' exceeds {MAX_CACHED_POINTS} cached forecast points"),
             ));
         }
         if !(cfg.max_level_ratio.is_finite() && cfg.max_level_ratio >= 1.0) {
@@ -410,6 +490,12 @@ impl Policy for MlPredictive {
                 "maxLevelRatio",
                 format!("must be a number >= 1, got {}", cfg.max_level_ratio),
             ));
+        }
+        if cfg.trend_window.0 < 0 || cfg.trend_window.0 > SIGNAL_WINDOW_MS {
+            return Err(cfg_err("trendWindow", "must be in [0s, 5m]"));
+        }
+        if cfg.peak_window.0 < 0 || cfg.peak_window.0 > SIGNAL_WINDOW_MS {
+            return Err(cfg_err("peakWindow", "must be in [0s, 5m]"));
         }
         Ok(())
     }
@@ -432,8 +518,18 @@ impl Policy for MlPredictive {
             )));
         };
         let load = load.max(0.0);
-        let reactive = ceil_u32(load / target);
-        let reactive_why = format!("reactive {load:.1} / {target} -> {reactive}");
+        let rising = Self::trend_extrapolation(ctx, cfg, load);
+        let peak = Self::recent_peak(ctx, cfg, load);
+        let basis = load.max(rising).max(peak);
+        let reactive = ceil_u32(basis / target);
+        let mut reactive_why = format!("reactive {load:.1}");
+        if peak > load {
+            reactive_why += &format!(" (peak {peak:.1} over {})", fmt_duration(cfg.peak_window.0));
+        }
+        if rising > load.max(peak) {
+            reactive_why += &format!(" rising to {rising:.1} in {}", fmt_duration(cfg.pod_startup.0));
+        }
+        reactive_why += &format!(" / {target} -> {reactive}");
 
         let (wanted, reason, refit, fmax) = match outlook {
             Outlook::Reactive(why) => (
@@ -462,7 +558,10 @@ impl Policy for MlPredictive {
                         if r == 1.0 {
                             (r, String::new())
                         } else {
-                            (r, format!(" (x{r:.2}: load {load:.1} vs forecast-now {now_fc:.1})"))
+                            (
+                                r,
+                                format!(" (x{r:.2}: load {load:.1} vs forecast-now {now_fc:.1})"),
+                            )
                         }
                     }
                     _ => (1.0, String::new()),
@@ -475,7 +574,11 @@ impl Policy for MlPredictive {
                 } else {
                     format!("cached {} fit {} ago", c.model, fmt_duration(age))
                 };
-                let winner = if fc >= reactive { "forecast" } else { "reactive floor" };
+                let winner = if fc >= reactive {
+                    "forecast"
+                } else {
+                    "reactive floor"
+                };
                 (
                     fc.max(reactive),
                     format!(

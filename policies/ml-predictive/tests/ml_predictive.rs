@@ -1,7 +1,9 @@
 //! Native tests of ml-predictive through the SDK harness (the component's code path).
 
 use policy_ml_predictive::{MlPredictive, State};
-use wasmscaler_sdk::testing::{ContextBuilder, DEFAULT_NOW_MS, Harness, check_scenarios, evaluate, set_history, validate};
+use wasmscaler_sdk::testing::{
+    ContextBuilder, DEFAULT_NOW_MS, Harness, check_scenarios, evaluate, set_history, validate,
+};
 use wasmscaler_sdk::{Decision, PolicyError, Sample};
 
 const H: i64 = 3_600_000;
@@ -34,7 +36,11 @@ fn ctx(load: f64, replicas: u32, config: &str) -> wasmscaler_sdk::Context {
 }
 
 fn metric(d: &Decision, name: &str) -> f64 {
-    d.metrics.iter().find(|m| m.name == name).map(|m| m.value).unwrap_or(f64::NAN)
+    d.metrics
+        .iter()
+        .find(|m| m.name == name)
+        .map(|m| m.value)
+        .unwrap_or(f64::NAN)
 }
 
 #[test]
@@ -59,7 +65,13 @@ fn scales_up_before_a_predictable_peak() {
         .config(r#"{"targetPerReplica": 105}"#)
         .latest("load", 100.0)
         .build();
-    set_history("load", daily_peak_history(14, 1000.0).into_iter().filter(|s| s.at_ms <= DEFAULT_NOW_MS + 9 * H).collect());
+    set_history(
+        "load",
+        daily_peak_history(14, 1000.0)
+            .into_iter()
+            .filter(|s| s.at_ms <= DEFAULT_NOW_MS + 9 * H)
+            .collect(),
+    );
     let d = evaluate::<MlPredictive>(&early).unwrap();
     // Forecast ~100 x 1.2 / 105 -> 2 (1.14 rounds up), reactive 1: both below min 2.
     assert_eq!(d.replicas, 2, "{}", d.reason);
@@ -77,7 +89,12 @@ fn never_scales_in_on_a_forecast_alone() {
     assert!(d.reason.starts_with("reactive floor:"), "{}", d.reason);
     assert!(d.reason.contains("reactive 900.0 / 100 -> 9"), "{}", d.reason);
     // Without level correction the forecast alone would say ceil(100 x 1.2 / 100) = 2.
-    let d = evaluate::<MlPredictive>(&ctx(900.0, 12, r#"{"targetPerReplica": 100, "levelCorrection": "off"}"#)).unwrap();
+    let d = evaluate::<MlPredictive>(&ctx(
+        900.0,
+        12,
+        r#"{"targetPerReplica": 100, "levelCorrection": "off"}"#,
+    ))
+    .unwrap();
     assert_eq!(d.replicas, 9, "{}", d.reason);
     assert!(d.reason.contains("-> 2;"), "{}", d.reason);
 }
@@ -88,7 +105,12 @@ fn short_history_is_reactive_with_a_reason() {
     set_history("load", daily_peak_history(2, 1000.0).split_off(12));
     let d = evaluate::<MlPredictive>(&ctx(450.0, 3, "{}")).unwrap();
     assert_eq!(d.replicas, 5, "{}", d.reason);
-    assert!(d.reason.contains("reactive only (history too short: 1.5 days < 2 x 1d"), "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("reactive only (history too short: 1.5 days < 2 x 1d"),
+        "{}",
+        d.reason
+    );
     assert_eq!(metric(&d, "refit"), 0.0);
 }
 
@@ -101,7 +123,11 @@ fn nan_in_history_is_reactive_with_a_reason() {
     // Reactive: ceil(250 / 100) = 3.
     let d = evaluate::<MlPredictive>(&ctx(250.0, 3, "{}")).unwrap();
     assert_eq!(d.replicas, 3, "{}", d.reason);
-    assert!(d.reason.contains("history has 2 NaN/infinite values out of 336"), "{}", d.reason);
+    assert!(
+        d.reason.contains("history has 2 NaN/infinite values out of 336"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -111,7 +137,11 @@ fn gappy_or_missing_history_is_reactive() {
     h.drain(100..148);
     set_history("load", h);
     let d = evaluate::<MlPredictive>(&ctx(250.0, 3, "{}")).unwrap();
-    assert!(d.reason.contains("history too gappy: 48 of 336 points missing"), "{}", d.reason);
+    assert!(
+        d.reason.contains("history too gappy: 48 of 336 points missing"),
+        "{}",
+        d.reason
+    );
     assert_eq!(d.replicas, 3);
     // No history source at all: still a reactive answer.
     let d = evaluate::<MlPredictive>(&ctx(250.0, 3, r#"{"signal": "nothing"}"#));
@@ -156,15 +186,28 @@ fn refit_is_cached_for_the_refit_interval() {
     set_history("load", daily_peak_history(14, 1000.0));
     let mut h = Harness::<MlPredictive>::new();
     h.tick(ctx(100.0, 2, cfg)).unwrap();
-    let d = h.tick(ctx(100.0, 2, r#"{"targetPerReplica": 105, "historyStep": "1h"}"#)).unwrap();
+    let d = h
+        .tick(ctx(100.0, 2, r#"{"targetPerReplica": 105, "historyStep": "1h"}"#))
+        .unwrap();
     assert_eq!(metric(&d, "refit"), 1.0);
 }
 
 #[test]
 fn state_stays_small() {
     // Worst case allowed by validation: 1500 cached points.
-    set_history("load", (0..3 * 1440).map(|k| Sample::new(NOW - k * 60_000, 100.0 + (k % 1440) as f64)).rev().collect());
-    let d = evaluate::<MlPredictive>(&ctx(100.0, 2, r#"{"historyStep": "1m", "historyWindow": "3d", "refitInterval": "1d"}"#)).unwrap();
+    set_history(
+        "load",
+        (0..3 * 1440)
+            .map(|k| Sample::new(NOW - k * 60_000, 100.0 + (k % 1440) as f64))
+            .rev()
+            .collect(),
+    );
+    let d = evaluate::<MlPredictive>(&ctx(
+        100.0,
+        2,
+        r#"{"historyStep": "1m", "historyWindow": "3d", "refitInterval": "1d"}"#,
+    ))
+    .unwrap();
     let len = d.state.as_ref().map(|s| s.len()).unwrap_or(0);
     assert!(len < 64 * 1024, "state {len} bytes");
     assert!(len > 1000, "state {len} bytes");
@@ -175,11 +218,20 @@ fn bad_config_names_the_key() {
     let cases = [
         (r#"{"targetPerReplica": 0}"#, "'targetPerReplica'"),
         (r#"{"margin": -0.1}"#, "'margin'"),
-        (r#"{"horizon": "45s"}"#, "'horizon' (45s) must exceed 'podStartup' (1m)"),
+        (
+            r#"{"horizon": "45s"}"#,
+            "'horizon' (45s) must exceed 'podStartup' (1m)",
+        ),
         (r#"{"horizon": "10m", "podStartup": "10m"}"#, "'horizon'"),
         (r#"{"horizon": "15x"}"#, "at 'horizon': unknown unit 'x'"),
-        (r#"{"historyWindow": "1d"}"#, "'historyWindow' (1d) must cover at least 2d"),
-        (r#"{"historyWindow": "30d", "historyStep": "1m"}"#, "over the host's budget"),
+        (
+            r#"{"historyWindow": "1d"}"#,
+            "'historyWindow' (1d) must cover at least 2d",
+        ),
+        (
+            r#"{"historyWindow": "30d", "historyStep": "1m"}"#,
+            "over the host's budget",
+        ),
         (r#"{"refitInterval": "0s"}"#, "'refitInterval'"),
         (r#"{"maxLevelRatio": 0.5}"#, "'maxLevelRatio'"),
         (r#"{"levelCorrection": "sideways"}"#, "at 'levelCorrection'"),
@@ -192,11 +244,70 @@ fn bad_config_names_the_key() {
         assert!(err.to_string().contains(needle), "{cfg}: {err}");
     }
     validate::<MlPredictive>("{}").unwrap();
-    validate::<MlPredictive>(r#"{"horizon": 1200, "refitInterval": "30m", "historyWindow": "14d", "levelCorrection": "both"}"#).unwrap();
+    validate::<MlPredictive>(
+        r#"{"horizon": 1200, "refitInterval": "30m", "historyWindow": "14d", "levelCorrection": "both"}"#,
+    )
+    .unwrap();
 }
 
 #[test]
 fn scenarios_pass_natively() {
     let n = check_scenarios::<MlPredictive>(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"));
     assert!(n > 0);
+}
+
+#[test]
+fn reactive_answer_holds_recent_peak_and_follows_a_rising_trend() {
+    // Short history: reactive only. Load over the last minute: 100, 200, 300, 400, 500
+    // at 15 s steps -> slope 100 per 15 s = 400 per minute; podStartup 60 s:
+    // 500 + 400 = 900 -> ceil(900 / 100) = 9.
+    set_history("load", daily_peak_history(1, 100.0));
+    let rising: Vec<(i64, f64)> = (0..5)
+        .map(|k| (NOW - (4 - k) * 15_000, 100.0 * (k + 1) as f64))
+        .collect();
+    let c = ContextBuilder::new()
+        .now_ms(NOW)
+        .bounds(2, 100)
+        .series("load", &rising)
+        .build();
+    let d = evaluate::<MlPredictive>(&c).unwrap();
+    assert_eq!(d.replicas, 9, "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("reactive 500.0 rising to 900.0 in 1m / 100 -> 9"),
+        "{}",
+        d.reason
+    );
+    // Trend off: ceil(500 / 100) = 5.
+    let c2 = ContextBuilder::new()
+        .now_ms(NOW)
+        .bounds(2, 100)
+        .config(r#"{"trendWindow": "0s"}"#)
+        .series("load", &rising)
+        .build();
+    assert_eq!(evaluate::<MlPredictive>(&c2).unwrap().replicas, 5);
+
+    // A dip after a peak: 700 four minutes ago, 300 now. Peak window 5m holds 700 -> 7;
+    // trend is falling (no effect). With peakWindow 0s: ceil(300 / 100) = 3.
+    let dip = [(NOW - 240_000, 700.0), (NOW - 120_000, 300.0), (NOW, 300.0)];
+    let c = ContextBuilder::new()
+        .now_ms(NOW)
+        .bounds(2, 100)
+        .series("load", &dip)
+        .build();
+    let d = evaluate::<MlPredictive>(&c).unwrap();
+    assert_eq!(d.replicas, 7, "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("reactive 300.0 (peak 700.0 over 5m) / 100 -> 7"),
+        "{}",
+        d.reason
+    );
+    let c = ContextBuilder::new()
+        .now_ms(NOW)
+        .bounds(2, 100)
+        .config(r#"{"peakWindow": "0s"}"#)
+        .series("load", &dip)
+        .build();
+    assert_eq!(evaluate::<MlPredictive>(&c).unwrap().replicas, 3);
 }

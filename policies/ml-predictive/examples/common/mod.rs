@@ -39,7 +39,11 @@ impl Trace {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Ok(Trace { name, step_ms, values })
+        Ok(Trace {
+            name,
+            step_ms,
+            values,
+        })
     }
 
     pub fn end_ms(&self) -> i64 {
