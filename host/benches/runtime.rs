@@ -1,0 +1,170 @@
+//! Runtime benchmark: `cargo bench -p wasmscaler --bench runtime`.
+//!
+//! Prints, in one run on this machine: evaluate() latency through the sandbox (fresh
+//! Store per call, and the opt-in reused instance) next to the same policy called
+//! natively; evaluations per second on one core; component load time from the artifact
+//! cache vs compiling cold; reload latency (file write -> new version serving).
+//! `BENCH_QUICK=1` shortens every loop (a smoke run, not for quoting).
+
+use std::time::{Duration, Instant};
+
+use wasmscaler::runtime::{Limits, PolicyRef, Registry, Runtime, builtins, digest_of};
+use wasmscaler_sdk::testing::ContextBuilder;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+}
+
+fn measure(n: usize, mut f: impl FnMut()) -> Stats {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f();
+        v.push(t.elapsed());
+    }
+    v.sort_unstable();
+    Stats {
+        p50: percentile(&v, 0.5),
+        p99: percentile(&v, 0.99),
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.2} µs", d.as_secs_f64() * 1e6)
+}
+
+fn main() {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let n = if quick { 2_000 } else { 50_000 };
+    let hpa = builtins::bytes("hpa").expect("hpa built-in");
+    let rt = Runtime::new(None).expect("engine");
+    let policy = rt.load("hpa", hpa, Limits::default()).expect("load");
+    let ctx = ContextBuilder::new()
+        .replicas(4, 4)
+        .bounds(1, 20)
+        .latest("load", 600.0)
+        .build();
+    assert_eq!(policy.evaluate(&ctx, None).expect("evaluate").replicas, 6);
+
+    let fresh = measure(n, || {
+        std::hint::black_box(policy.evaluate(&ctx, None).expect("evaluate"));
+    });
+    let mut inst = policy.reusable().expect("instance");
+    let reuse = measure(n, || {
+        std::hint::black_box(inst.evaluate(&ctx, None).expect("evaluate"));
+    });
+    let native = measure(n, || {
+        std::hint::black_box(
+            wasmscaler_sdk::testing::evaluate::<hpa_target::HpaTarget>(&ctx).expect("native"),
+        );
+    });
+
+    // Throughput on one core: back-to-back fresh-instance evaluations for a fixed time.
+    let window = if quick {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(3)
+    };
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < window {
+        std::hint::black_box(policy.evaluate(&ctx, None).expect("evaluate"));
+        calls += 1;
+    }
+    let per_sec = calls as f64 / start.elapsed().as_secs_f64();
+
+    // Load: cold compile vs from the artifact cache.
+    let loads = if quick { 5 } else { 30 };
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cold = measure(loads, || {
+        let rt = Runtime::new(None).expect("engine");
+        std::hint::black_box(rt.load("hpa", hpa, Limits::default()).expect("load"));
+    });
+    let cached_rt = Runtime::new(Some(cache.path().to_path_buf())).expect("engine");
+    cached_rt
+        .load("hpa", hpa, Limits::default())
+        .expect("warm the cache");
+    let warm = measure(loads, || {
+        std::hint::black_box(cached_rt.load("hpa", hpa, Limits::default()).expect("load"));
+    });
+
+    // Reload latency: write a new version into a watched directory, wait until served.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("p.wasm");
+    let other = builtins::bytes("cron").filter(|b| b.len() > 8).unwrap_or(hpa);
+    std::fs::write(&file, hpa).expect("write");
+    let reg = Registry::new(
+        Runtime::new(Some(cache.path().to_path_buf())).expect("engine"),
+        Some(dir.path().to_path_buf()),
+    );
+    reg.scan();
+    let _w = reg.watch().expect("watch");
+    let r = PolicyRef::parse("file:p.wasm").expect("ref");
+    let mut reloads = Vec::new();
+    for i in 0..if quick { 3 } else { 15 } {
+        let bytes: &[u8] = if i % 2 == 0 { other } else { hpa };
+        let want = digest_of(bytes);
+        let t = Instant::now();
+        std::fs::write(&file, bytes).expect("write");
+        loop {
+            if reg.resolve(&r).map(|p| p.digest == want).unwrap_or(false) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "reload never happened");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        reloads.push(t.elapsed());
+    }
+    reloads.sort_unstable();
+    let reload_p50 = percentile(&reloads, 0.5);
+    let reload_max = *reloads.last().expect("reloads");
+
+    let ratio = |a: Duration| a.as_secs_f64() / native.p50.as_secs_f64().max(1e-9);
+    println!(
+        "hpa component: {} bytes, {} evaluations per latency row",
+        hpa.len(),
+        n
+    );
+    println!();
+    println!("| measurement | p50 | p99 | ratio to native p50 |");
+    println!("|---|---|---|---|");
+    println!(
+        "| evaluate, fresh Store per call (default) | {} | {} | {:.0}x |",
+        us(fresh.p50),
+        us(fresh.p99),
+        ratio(fresh.p50)
+    );
+    println!(
+        "| evaluate, reused instance (opt-in) | {} | {} | {:.0}x |",
+        us(reuse.p50),
+        us(reuse.p99),
+        ratio(reuse.p50)
+    );
+    println!(
+        "| same policy called natively (floor) | {} | {} | 1x |",
+        us(native.p50),
+        us(native.p99)
+    );
+    println!("| load: compile cold | {} | {} | |", us(cold.p50), us(cold.p99));
+    println!(
+        "| load: from artifact cache | {} | {} | |",
+        us(warm.p50),
+        us(warm.p99)
+    );
+    println!(
+        "| reload: file write -> new version serving | {} | max {} | |",
+        us(reload_p50),
+        us(reload_max)
+    );
+    println!();
+    println!("fresh-instance evaluations per second on one core: {per_sec:.0}");
+}

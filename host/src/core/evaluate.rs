@@ -1,0 +1,347 @@
+//! One evaluation of one workload, the path every adapter shares:
+//! resolve -> (adapter gathers signals) -> call each policy in its sandbox -> compose
+//! (max, the HPA's multi-metric rule) -> guardrails -> outcome. No I/O here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmscaler_sdk::{Context, Decision, Metric, PoolReplicas, Signal, SignalRequest, Workload};
+
+use super::spec::{Mode, Pause, WorkloadSpec};
+use super::state::WorkloadState;
+use crate::runtime::registry::ResolveError;
+use crate::runtime::{EvalError, HistorySource, LoadedPolicy, Registry};
+
+/// The policies of one workload, resolved to what serves them now.
+pub struct Plan {
+    pub policies: Vec<(String, Arc<LoadedPolicy>, String)>,
+}
+
+impl Plan {
+    /// Resolve every policy the spec names; fails on the first that cannot be served.
+    pub fn resolve(registry: &Registry, spec: &WorkloadSpec) -> Result<Self, ResolveError> {
+        let policies = spec
+            .policies
+            .iter()
+            .map(|b| {
+                Ok((
+                    b.reference.key().to_string(),
+                    registry.resolve(&b.reference)?,
+                    b.config_json.clone(),
+                ))
+            })
+            .collect::<Result<_, ResolveError>>()?;
+        Ok(Self { policies })
+    }
+
+    /// Every signal the policies declare, merged by name (widest window; required if any
+    /// policy requires it). Adapters also gather every signal the workload maps in its
+    /// `signals:` config (see [`signal_plan`]).
+    pub fn signal_requests(&self) -> Vec<SignalRequest> {
+        let mut out: Vec<SignalRequest> = Vec::new();
+        for (_, p, _) in &self.policies {
+            for r in &p.info.signals {
+                match out.iter_mut().find(|o| o.name == r.name) {
+                    Some(o) => {
+                        o.window_ms = o.window_ms.max(r.window_ms);
+                        o.required |= r.required;
+                    }
+                    None => out.push(r.clone()),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What the adapter observed for this evaluation.
+pub struct Observation {
+    pub now_ms: i64,
+    /// The workload's facts; `min/max_replicas` are overwritten from the spec.
+    pub workload: Workload,
+    pub signals: Vec<Signal>,
+    /// Signals the adapter could not gather: name -> why.
+    pub signal_errors: Vec<(String, String)>,
+    pub history: Option<Arc<dyn HistorySource>>,
+}
+
+/// How one policy fared.
+#[derive(Debug, Clone)]
+pub struct PolicyRun {
+    pub policy: String,
+    pub digest: String,
+    pub result: Result<Decision, EvalError>,
+    pub latency: Duration,
+}
+
+/// What to do with the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Write this many replicas (differs from current).
+    Scale { from: u32, to: u32 },
+    /// Keep replicas as they are.
+    Hold,
+    /// Shadow mode: would have scaled to `to`, but does not.
+    Shadow { from: u32, to: u32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub runs: Vec<PolicyRun>,
+    /// The composed proposal, before guardrails (None when no policy answered).
+    pub proposal: Option<u32>,
+    /// Replicas after guardrails.
+    pub desired: u32,
+    pub action: Action,
+    /// Jobs to start now (queue policies; max across policies).
+    pub jobs: Option<u32>,
+    /// Pool split of `desired` (from the policy whose answer won, rescaled if needed).
+    pub placement: Vec<PoolReplicas>,
+    pub metrics: Vec<Metric>,
+    /// Earliest re-evaluation any policy asked for.
+    pub recheck_after_ms: Option<u64>,
+    /// Human summary for Events and logs.
+    pub reason: String,
+    /// True when no policy produced a usable answer (fail-static or fallback applied).
+    pub failed: bool,
+}
+
+/// Evaluate one workload. `state` is updated (policy states, guardrail history).
+pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut WorkloadState) -> Outcome {
+    let g = &spec.guardrails;
+    let current = obs.workload.replicas;
+    let mut workload = obs.workload.clone();
+    workload.min_replicas = g.min_replicas;
+    workload.max_replicas = g.max_replicas;
+
+    let mut runs = Vec::with_capacity(plan.policies.len());
+    for (key, policy, config) in &plan.policies {
+        let started = Instant::now();
+        let result = run_one(
+            policy,
+            config,
+            spec,
+            &workload,
+            &obs,
+            state.policies.get(key).cloned(),
+        );
+        if let Ok(d) = &result {
+            match &d.state {
+                Some(s) => state.policies.insert(key.clone(), s.clone()),
+                None => state.policies.remove(key),
+            };
+        }
+        runs.push(PolicyRun {
+            policy: key.clone(),
+            digest: policy.digest.clone(),
+            result,
+            latency: started.elapsed(),
+        });
+    }
+
+    let ok: Vec<(&PolicyRun, &Decision)> = runs
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok().map(|d| (r, d)))
+        .collect();
+    let failures: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.policy)))
+        .collect();
+    let winner = ok.iter().max_by_key(|(_, d)| d.replicas).copied();
+    let proposal = winner.map(|(_, d)| d.replicas);
+
+    // The HPA's rule: if any policy failed and the rest propose a scale-down, do not scale.
+    let usable = match proposal {
+        Some(p) if failures.is_empty() || p >= current => Some(p),
+        _ => None,
+    };
+
+    let (desired, notes, failed) = match (spec.pause, usable) {
+        (Pause::At(n), _) => (
+            n.clamp(g.min_replicas.min(g.max_replicas), g.max_replicas),
+            vec![format!("paused at {n}")],
+            false,
+        ),
+        (Pause::Hold, _) => (current, vec!["paused".to_string()], false),
+        (Pause::No, Some(p)) => {
+            let v = g.apply(&mut state.guard, obs.now_ms, current, p);
+            (v.replicas, v.notes, false)
+        }
+        (Pause::No, None) => {
+            let v = g.on_failure(&mut state.guard, current);
+            let mut notes = v.notes;
+            if proposal.is_some() {
+                notes.insert(0, "a policy failed and the others propose a scale-down".into());
+            }
+            (v.replicas, notes, true)
+        }
+    };
+
+    let action = if desired == current {
+        Action::Hold
+    } else if spec.mode == Mode::Shadow {
+        Action::Shadow {
+            from: current,
+            to: desired,
+        }
+    } else {
+        Action::Scale {
+            from: current,
+            to: desired,
+        }
+    };
+
+    let mut reason = match winner {
+        Some((run, d)) if ok.len() > 1 => format!(
+            "{} (max of {} policies, from {}): {}",
+            d.replicas,
+            ok.len(),
+            run.policy,
+            d.reason
+        ),
+        Some((run, d)) => format!("{}: {}", run.policy, d.reason),
+        None => "no policy produced an answer".to_string(),
+    };
+    for f in &failures {
+        reason.push_str(&format!("; {f}"));
+    }
+    for n in &notes {
+        reason.push_str(&format!("; {n}"));
+    }
+
+    let placement = winner
+        .map(|(_, d)| rescale_placement(&d.placement, desired))
+        .unwrap_or_default();
+    Outcome {
+        proposal,
+        desired,
+        action,
+        jobs: ok.iter().filter_map(|(_, d)| d.jobs).max(),
+        placement,
+        metrics: ok.iter().flat_map(|(_, d)| d.metrics.iter().cloned()).collect(),
+        recheck_after_ms: ok.iter().filter_map(|(_, d)| d.recheck_after_ms).min(),
+        reason,
+        failed,
+        runs,
+    }
+}
+
+fn run_one(
+    policy: &LoadedPolicy,
+    config: &str,
+    spec: &WorkloadSpec,
+    workload: &Workload,
+    obs: &Observation,
+    state: Option<Vec<u8>>,
+) -> Result<Decision, EvalError> {
+    let mut signals = Vec::with_capacity(policy.info.signals.len());
+    for req in &policy.info.signals {
+        if let Some((_, why)) = obs.signal_errors.iter().find(|(n, _)| *n == req.name)
+            && req.required
+        {
+            return Err(EvalError::Policy(wasmscaler_sdk::PolicyError::MissingSignal(
+                format!("signal '{}' could not be gathered: {why}", req.name),
+            )));
+        }
+        if let Some(s) = obs.signals.iter().find(|s| s.name == req.name) {
+            signals.push(s.clone());
+        }
+    }
+    // Signals the workload maps explicitly reach its policies too: a policy may read a
+    // signal named in its config (e.g. `targets[].signal: connections`) that its static
+    // describe() could not list.
+    for s in &obs.signals {
+        if spec.signal_sources.contains_key(&s.name) && !signals.iter().any(|x| x.name == s.name) {
+            signals.push(s.clone());
+        }
+    }
+    let ctx = Context {
+        now_ms: obs.now_ms,
+        workload: workload.clone(),
+        config: config.to_string(),
+        signals,
+        state,
+    };
+    policy.evaluate(&ctx, obs.history.clone())
+}
+
+/// Keep a policy's pool split proportional when the guardrails changed the total.
+fn rescale_placement(placement: &[PoolReplicas], total: u32) -> Vec<PoolReplicas> {
+    let sum: u32 = placement.iter().map(|p| p.replicas).sum();
+    if placement.is_empty() || sum == total {
+        return placement.to_vec();
+    }
+    if sum == 0 {
+        let mut out = placement.to_vec();
+        out[0].replicas = total;
+        return out;
+    }
+    // Largest-remainder apportionment: exact total, deterministic.
+    let mut out: Vec<PoolReplicas> = placement.to_vec();
+    let mut rema: Vec<(usize, u64)> = Vec::new();
+    let mut given = 0u32;
+    for (i, p) in placement.iter().enumerate() {
+        let exact = u64::from(p.replicas) * u64::from(total);
+        let share = (exact / u64::from(sum)) as u32;
+        out[i].replicas = share;
+        given += share;
+        rema.push((i, exact % u64::from(sum)));
+    }
+    rema.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (i, _) in rema.into_iter().take((total - given) as usize) {
+        out[i].replicas += 1;
+    }
+    out
+}
+
+/// Signals an adapter must gather for `plan`, as (request, source spec from the
+/// workload's `signals:` config, if any).
+/// Declared signals plus those only named in the workload's `signals:` mapping (gathered
+/// with the widest declared window).
+pub fn signal_plan<'a>(
+    plan: &Plan,
+    spec: &'a WorkloadSpec,
+) -> Vec<(SignalRequest, Option<&'a serde_json::Value>)> {
+    let mut requests = plan.signal_requests();
+    let widest = requests.iter().map(|r| r.window_ms).max().unwrap_or(0);
+    for name in spec.signal_sources.keys() {
+        if !requests.iter().any(|r| &r.name == name) {
+            requests.push(SignalRequest {
+                name: name.clone(),
+                window_ms: widest,
+                required: false,
+                description: "mapped in the workload's signals config".into(),
+            });
+        }
+    }
+    requests
+        .into_iter()
+        .map(|r| {
+            let src = spec.signal_sources.get(&r.name);
+            (r, src)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_rescales_to_the_guarded_total() {
+        let p = vec![
+            PoolReplicas {
+                pool: "spot".into(),
+                replicas: 7,
+            },
+            PoolReplicas {
+                pool: "on-demand".into(),
+                replicas: 3,
+            },
+        ];
+        let r = rescale_placement(&p, 5);
+        assert_eq!(r.iter().map(|x| x.replicas).sum::<u32>(), 5);
+        assert_eq!(r[0].replicas, 4);
+        assert_eq!(rescale_placement(&p, 10), p);
+    }
+}

@@ -1,0 +1,18 @@
+//! The evaluation path every adapter shares (controller, simulator, CLI). Knows the
+//! runtime, nothing of Kubernetes or simulated clusters.
+//!
+//! - [`spec`]: a workload's annotations -> typed spec (errors name the annotation).
+//! - [`behavior`]: HPA autoscaling/v2 behavior, defaults included.
+//! - [`guardrails`]: min/max, stabilization, rate policies, fail-static, fallback.
+//! - [`evaluate`]: resolve, call each policy, compose, guard -> outcome.
+//! - [`state`]: what is remembered per workload.
+
+pub mod behavior;
+pub mod evaluate;
+pub mod guardrails;
+pub mod spec;
+pub mod state;
+
+pub use evaluate::{Action, Observation, Outcome, Plan, PolicyRun, evaluate};
+pub use spec::{Mode, Pause, PolicyBinding, SpecError, WorkloadSpec};
+pub use state::WorkloadState;

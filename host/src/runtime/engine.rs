@@ -1,0 +1,73 @@
+//! The process-wide wasmtime `Engine`: component model, epoch interruption driven by a
+//! ticker thread, pooling allocator. One per process; every policy shares it.
+
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::RuntimeError;
+
+/// How often the epoch advances. Deadlines are whole ticks, so a 100 ms deadline is
+/// 10 ticks and trips between 100 and 110 ms after the call starts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Instances the pooling allocator keeps slots for (concurrent evaluations).
+    pub pool_instances: u32,
+    /// Largest linear memory any policy may reach; per-policy caps are lower and are
+    /// enforced per Store by the memory limiter.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            pool_instances: 256,
+            max_memory_bytes: 512 << 20,
+        }
+    }
+}
+
+/// Build the engine and start its epoch ticker. The ticker holds only a weak reference,
+/// so it ends when the last `Arc<Engine>` is dropped.
+pub fn build(settings: &EngineSettings) -> Result<Arc<Engine>, RuntimeError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(settings.pool_instances);
+    pool.total_core_instances(settings.pool_instances * 2);
+    pool.total_memories(settings.pool_instances * 2);
+    pool.total_tables(settings.pool_instances * 2);
+    pool.max_memory_size(settings.max_memory_bytes);
+    pool.max_component_instance_size(1 << 20);
+    pool.max_core_instance_size(1 << 20);
+    pool.max_memories_per_component(4);
+    pool.max_tables_per_component(4);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Arc::new(Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?);
+    start_epoch_ticker(Arc::downgrade(&engine));
+    Ok(engine)
+}
+
+fn start_epoch_ticker(engine: Weak<Engine>) {
+    let spawned = thread::Builder::new()
+        .name("wasmscaler-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the ticker deadlines never fire; refuse to run rather than hang later.
+        tracing::error!(error = %e, "cannot start the epoch ticker thread");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,131 @@
+//! A deliberately hostile policy, written against the raw bindings (no SDK guard rails).
+//! `config` is the name of the misbehaviour: ok, loop, alloc, panic, stack (shadow stack
+//! in linear memory), deep (the wasm call stack), huge,
+//! nan-metric, bad-placement, huge-state, log-spam, slow (busy for ~30 ms, then ok).
+#![cfg(target_arch = "wasm32")]
+
+wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
+
+use wasmscaler::policy::host;
+use wasmscaler::policy::types::{LogLevel, Metric, PoolReplicas};
+
+struct Hostile;
+
+fn ok(ctx: &Context, reason: &str) -> Decision {
+    Decision {
+        replicas: ctx.workload.replicas,
+        jobs: None,
+        placement: vec![],
+        reason: reason.into(),
+        recheck_after_ms: None,
+        state: None,
+        metrics: vec![],
+    }
+}
+
+#[inline(never)]
+fn recurse(depth: u64, buf: &mut [u8; 1024]) -> u64 {
+    buf[(depth % 1024) as usize] = depth as u8;
+    let mut next = [0u8; 1024];
+    next[0] = buf[0];
+    recurse(depth + 1, std::hint::black_box(&mut next)) + u64::from(buf[1])
+}
+
+#[inline(never)]
+fn deep(n: u64) -> u64 {
+    // Small frames, nothing in linear memory: exhausts the wasm call stack itself.
+    if std::hint::black_box(n) == u64::MAX {
+        0
+    } else {
+        deep(n + 1).wrapping_add(1)
+    }
+}
+
+impl Guest for Hostile {
+    fn describe() -> PolicyInfo {
+        PolicyInfo {
+            name: "hostile".into(),
+            version: "0.0.0".into(),
+            summary: "misbehaves on demand".into(),
+            signals: vec![],
+        }
+    }
+
+    fn validate_config(_config: String) -> Result<(), PolicyError> {
+        Ok(())
+    }
+
+    fn evaluate(ctx: Context) -> Result<Decision, PolicyError> {
+        // A JSON object (any ordinary policy config) behaves like "ok", so the same
+        // context works for this component and a well-behaved one in reload tests.
+        let mode = if ctx.config.trim_start().starts_with('{') {
+            "ok".to_string()
+        } else {
+            ctx.config.trim().trim_matches('"').to_string()
+        };
+        match mode.as_str() {
+            "ok" => Ok(ok(&ctx, "ok")),
+            "loop" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let v = vec![1u8; 1 << 30];
+                Ok(ok(&ctx, &format!("allocated {}", std::hint::black_box(v).len())))
+            }
+            "panic" => panic!("hostile policy panics on purpose"),
+            "stack" => {
+                let mut b = [0u8; 1024];
+                let n = recurse(0, &mut b);
+                Ok(ok(&ctx, &format!("{n}")))
+            }
+            "deep" => Ok(ok(&ctx, &format!("{}", deep(0)))),
+            "huge" => {
+                // What `f64::INFINITY as u32` gives: u32::MAX.
+                let wanted = std::hint::black_box(f64::INFINITY);
+                let mut d = ok(&ctx, "infinite load");
+                d.replicas = wanted as u32;
+                Ok(d)
+            }
+            "nan-metric" => {
+                let mut d = ok(&ctx, "nan");
+                d.metrics.push(Metric {
+                    name: "cost".into(),
+                    value: std::hint::black_box(f64::NAN),
+                });
+                Ok(d)
+            }
+            "bad-placement" => {
+                let mut d = ok(&ctx, "placement does not add up");
+                d.placement.push(PoolReplicas {
+                    pool: "spot".into(),
+                    replicas: d.replicas + 5,
+                });
+                Ok(d)
+            }
+            "huge-state" => {
+                let mut d = ok(&ctx, "state too big");
+                d.state = Some(vec![7u8; 100 << 10]);
+                Ok(d)
+            }
+            "log-spam" => {
+                for i in 0..10_000 {
+                    host::log(LogLevel::Info, &format!("line {i}"));
+                }
+                Ok(ok(&ctx, "logged"))
+            }
+            "slow" => {
+                let mut x: u64 = 0;
+                for i in 0..std::hint::black_box(60_000_000u64) {
+                    x = std::hint::black_box(x ^ i);
+                }
+                Ok(ok(&ctx, &format!("slow {}", x & 1)))
+            }
+            other => Err(PolicyError::InvalidConfig(format!("unknown mode '{other}'"))),
+        }
+    }
+}
+
+export!(Hostile);

@@ -1,0 +1,200 @@
+//! Hostile components: each misbehaviour comes back as a typed error with a clear
+//! message, the host keeps serving, and a healthy policy evaluated concurrently still
+//! succeeds.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use wasmscaler::runtime::{EvalError, Limits, LoadError};
+use wasmscaler_tests::{healthy, hostile, hostile_wasm, mode, runtime, wrong_world_wasm};
+
+use wasmscaler_tests::with_healthy_alongside;
+
+#[test]
+fn one_gib_allocation_is_refused_by_the_memory_cap() {
+    let err = with_healthy_alongside(|| {
+        hostile(Limits::default())
+            .evaluate(&mode("alloc"), None)
+            .unwrap_err()
+    });
+    match &err {
+        EvalError::MemoryLimit { requested, cap } => {
+            assert_eq!(*cap, 64 << 20);
+            assert!(*requested > *cap, "{err}");
+        }
+        other => panic!("expected MemoryLimit, got {other}"),
+    }
+    assert!(err.to_string().contains("memory limit exceeded"), "{err}");
+}
+
+#[test]
+fn panic_is_a_trap_with_the_panic_message() {
+    let err = with_healthy_alongside(|| {
+        hostile(Limits::default())
+            .evaluate(&mode("panic"), None)
+            .unwrap_err()
+    });
+    assert!(matches!(err, EvalError::Trap(_)), "{err}");
+    assert!(
+        err.to_string().contains("hostile policy panics on purpose"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stack_overflow_is_a_trap() {
+    // Frames kept in linear memory (what Rust does with arrays) run off the bottom of it.
+    let err = with_healthy_alongside(|| {
+        hostile(Limits::default())
+            .evaluate(&mode("stack"), None)
+            .unwrap_err()
+    });
+    assert!(matches!(err, EvalError::Trap(_)), "{err}");
+    assert!(err.to_string().contains("usually a stack overflow"), "{err}");
+    // Small frames exhaust the wasm call stack itself.
+    let err = with_healthy_alongside(|| {
+        hostile(Limits::default())
+            .evaluate(&mode("deep"), None)
+            .unwrap_err()
+    });
+    assert_eq!(err, EvalError::Trap("stack overflow".into()));
+}
+
+#[test]
+fn replicas_above_max_from_an_infinity_cast_are_refused() {
+    let err = with_healthy_alongside(|| {
+        hostile(Limits::default())
+            .evaluate(&mode("huge"), None)
+            .unwrap_err()
+    });
+    assert!(matches!(err, EvalError::InvalidDecision(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("replicas 4294967295 is above max-replicas 10"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nan_metric_bad_placement_and_oversized_state_are_refused() {
+    let p = hostile(Limits::default());
+    let e = p.evaluate(&mode("nan-metric"), None).unwrap_err();
+    assert!(e.to_string().contains("metric 'cost' is NaN"), "{e}");
+    let e = p.evaluate(&mode("bad-placement"), None).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("placement sums to 8 replicas but the decision says 3"),
+        "{e}"
+    );
+    let e = p.evaluate(&mode("huge-state"), None).unwrap_err();
+    assert!(e.to_string().contains("state is 102400 bytes"), "{e}");
+}
+
+#[test]
+fn log_spam_is_bounded_and_the_call_succeeds() {
+    let d = hostile(Limits::default())
+        .evaluate(&mode("log-spam"), None)
+        .unwrap();
+    assert_eq!(d.reason, "logged");
+}
+
+#[test]
+fn the_same_instance_keeps_serving_after_every_kind_of_failure() {
+    let p = hostile(Limits {
+        deadline: Duration::from_millis(50),
+        ..Limits::default()
+    });
+    for m in ["loop", "alloc", "panic", "stack", "deep", "huge", "nan-metric"] {
+        assert!(p.evaluate(&mode(m), None).is_err(), "{m}");
+        let d = p
+            .evaluate(&mode("ok"), None)
+            .unwrap_or_else(|e| panic!("after {m}: {e}"));
+        assert_eq!(d.replicas, 3, "after {m}");
+    }
+}
+
+#[test]
+fn a_component_of_another_contract_version_is_refused_by_name() {
+    let err = runtime()
+        .load("wrong.wasm", &wrong_world_wasm(), Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("wasmscaler:policy@0.2.0"), "{msg}");
+    assert!(msg.contains("wasmscaler:policy@0.1.0"), "{msg}");
+}
+
+#[test]
+fn garbage_and_truncated_files_are_refused() {
+    let err = runtime()
+        .load("junk.wasm", b"definitely not wasm", Limits::default())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("junk.wasm: not a WebAssembly component: no WebAssembly magic header"),
+        "{err}"
+    );
+    let wasm = hostile_wasm();
+    let err = runtime()
+        .load("cut.wasm", &wasm[..wasm.len() / 2], Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, LoadError::NotAComponent { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("cut.wasm: not a WebAssembly component"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reusable_instance_is_poisoned_after_a_trap() {
+    let p = hostile(Limits::default());
+    let mut inst = p.reusable().unwrap();
+    assert_eq!(inst.evaluate(&mode("ok"), None).unwrap().replicas, 3);
+    assert!(inst.evaluate(&mode("panic"), None).is_err());
+    assert!(inst.is_poisoned());
+    let e = inst.evaluate(&mode("ok"), None).unwrap_err();
+    assert!(e.to_string().contains("discarded after an earlier trap"), "{e}");
+    // A fresh instance from the same policy is fine.
+    assert_eq!(
+        p.reusable()
+            .unwrap()
+            .evaluate(&mode("ok"), None)
+            .unwrap()
+            .replicas,
+        3
+    );
+}
+
+#[test]
+fn many_concurrent_hostile_calls_do_not_starve_healthy_ones() {
+    let limits = Limits {
+        deadline: Duration::from_millis(60),
+        ..Limits::default()
+    };
+    let p = Arc::new(hostile(limits));
+    let handles: Vec<_> = ["loop", "alloc", "panic", "stack"]
+        .into_iter()
+        .map(|m| {
+            let p = p.clone();
+            thread::spawn(move || p.evaluate(&mode(m), None).is_err())
+        })
+        .collect();
+    let (healthy, ctx) = healthy();
+    for _ in 0..50 {
+        assert_eq!(healthy.evaluate(&ctx, None).unwrap().replicas, 6);
+    }
+    for h in handles {
+        assert!(h.join().unwrap());
+    }
+}
+
+#[test]
+fn guest_clocks_and_randomness_are_deterministic() {
+    // Two evaluations of the same context give byte-identical decisions, state included.
+    let (p, ctx) = healthy();
+    let a = p.evaluate(&ctx, None).unwrap();
+    let b = p.evaluate(&ctx, None).unwrap();
+    assert_eq!(a, b);
+}
