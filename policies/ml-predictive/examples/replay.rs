@@ -123,8 +123,7 @@ struct PolicyRun {
 fn policy(
     trace: &Trace,
     hist: &Resampled,
-    start: i64,
-    end: i64,
+    (start, end): (i64, i64),
     target: f64,
     cap: f64,
     margin: f64,
@@ -289,7 +288,7 @@ fn main() {
                     .iter()
                     .map(|&m| {
                         let (trace, hist, extra) = (&trace, &hist, extra.as_str());
-                        s.spawn(move || (m, policy(trace, hist, start, end, util * cap, cap, m, extra)))
+                        s.spawn(move || (m, policy(trace, hist, (start, end), util * cap, cap, m, extra)))
                     })
                     .collect();
                 out.extend(hs.into_iter().filter_map(|h| h.join().ok()));

@@ -61,9 +61,7 @@ impl<'de> Deserialize<'de> for Duration {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Seconds(s) if s.is_finite() && s >= 0.0 && s < 1e12 => {
-                Ok(Duration((s * 1000.0).round() as i64))
-            }
+            Raw::Seconds(s) if (0.0..1e12).contains(&s) => Ok(Duration((s * 1000.0).round() as i64)),
             Raw::Seconds(s) => Err(serde::de::Error::custom(format!("{s} is not a duration"))),
             Raw::Text(t) => Duration::parse(&t).map_err(serde::de::Error::custom),
         }
@@ -133,7 +131,7 @@ fn default_signal() -> String {
 fn default_target() -> f64 {
     100.0
 }
-pub const DEFAULT_MARGIN: f64 = 0.2;
+pub const DEFAULT_MARGIN: f64 = 0.1;
 fn default_margin() -> f64 {
     DEFAULT_MARGIN
 }

@@ -49,7 +49,7 @@ fn scales_up_before_a_predictable_peak() {
     // Reactive: ceil(100 / 105) = 1 -> clamped to min 2. Forecast peak over the next 15 min
     // includes the 12:00 point ~1000: ceil(1000 x 1.2 / 105) = ceil(11.43) = 12.
     set_history("load", daily_peak_history(14, 1000.0));
-    let d = evaluate::<MlPredictive>(&ctx(100.0, 2, r#"{"targetPerReplica": 105}"#)).unwrap();
+    let d = evaluate::<MlPredictive>(&ctx(100.0, 2, r#"{"targetPerReplica": 105, "margin": 0.2}"#)).unwrap();
     assert_eq!(d.replicas, 12, "{}", d.reason);
     assert!(d.reason.starts_with("forecast:"), "{}", d.reason);
     assert!(d.reason.contains("MSTL[24,168]+ETS"), "{}", d.reason);
@@ -62,7 +62,7 @@ fn scales_up_before_a_predictable_peak() {
     let early = ContextBuilder::new()
         .now_ms(DEFAULT_NOW_MS + 9 * H)
         .bounds(2, 100)
-        .config(r#"{"targetPerReplica": 105}"#)
+        .config(r#"{"targetPerReplica": 105, "margin": 0.2}"#)
         .latest("load", 100.0)
         .build();
     set_history(
@@ -84,7 +84,7 @@ fn never_scales_in_on_a_forecast_alone() {
     // Reactive floor: ceil(900 / 100) = 9. Desired = max(3, 9) = 9: the scale-in from 12 goes
     // only as far as the reactive answer allows.
     set_history("load", daily_peak_history(14, 100.0));
-    let d = evaluate::<MlPredictive>(&ctx(900.0, 12, r#"{"targetPerReplica": 100}"#)).unwrap();
+    let d = evaluate::<MlPredictive>(&ctx(900.0, 12, r#"{"targetPerReplica": 100, "margin": 0.2}"#)).unwrap();
     assert_eq!(d.replicas, 9, "{}", d.reason);
     assert!(d.reason.starts_with("reactive floor:"), "{}", d.reason);
     assert!(d.reason.contains("reactive 900.0 / 100 -> 9"), "{}", d.reason);
@@ -92,7 +92,7 @@ fn never_scales_in_on_a_forecast_alone() {
     let d = evaluate::<MlPredictive>(&ctx(
         900.0,
         12,
-        r#"{"targetPerReplica": 100, "levelCorrection": "off"}"#,
+        r#"{"targetPerReplica": 100, "margin": 0.2, "levelCorrection": "off"}"#,
     ))
     .unwrap();
     assert_eq!(d.replicas, 9, "{}", d.reason);
@@ -153,7 +153,7 @@ fn gappy_or_missing_history_is_reactive() {
 fn refit_is_cached_for_the_refit_interval() {
     set_history("load", daily_peak_history(14, 1000.0));
     let mut h = Harness::<MlPredictive>::new();
-    let cfg = r#"{"targetPerReplica": 105, "refitInterval": "1h"}"#;
+    let cfg = r#"{"targetPerReplica": 105, "margin": 0.2, "refitInterval": "1h"}"#;
     let d1 = h.tick(ctx(100.0, 2, cfg)).unwrap();
     assert_eq!(metric(&d1, "refit"), 1.0);
     assert!(d1.reason.contains("(refit: MSTL"), "{}", d1.reason);
@@ -187,7 +187,11 @@ fn refit_is_cached_for_the_refit_interval() {
     let mut h = Harness::<MlPredictive>::new();
     h.tick(ctx(100.0, 2, cfg)).unwrap();
     let d = h
-        .tick(ctx(100.0, 2, r#"{"targetPerReplica": 105, "historyStep": "1h"}"#))
+        .tick(ctx(
+            100.0,
+            2,
+            r#"{"targetPerReplica": 105, "margin": 0.2, "historyStep": "1h"}"#,
+        ))
         .unwrap();
     assert_eq!(metric(&d, "refit"), 1.0);
 }
