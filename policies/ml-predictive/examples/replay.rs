@@ -12,7 +12,8 @@
 //! - HPA baseline, target utilisation u: proportional rule on replicas, tolerance 0.1,
 //!   300 s scale-down stabilization, scale-up at most max(+100 %, +4 pods) per 15 s tick;
 //! - the policy runs natively through `wasmscaler_sdk::testing::Harness` (config parse,
-//!   state round-trip: the component's code path), with `targetPerReplica` = capacity and
+//!   state round-trip: the component's code path), with `targetPerReplica` = capacity x
+//!   `--target-util` (default 1.0) and
 //!   the swept `margin`; its `history` is served from the trace up to "now" only (the
 //!   host's view: 5 min buckets, or the trace's own step when coarser); its decision is
 //!   applied as-is. Evaluation starts after the 7-day history warm-up.
