@@ -1,12 +1,13 @@
 //! Every standard policy's scenario files (policies/*/scenarios/*.json), run through the
-//! wasm sandbox exactly as the policy crates run them natively: same expectations, so the
-//! component answers what the native code answers.
+//! wasm sandbox and natively: both must meet the files' expectations, and the two must
+//! agree decision for decision, byte for byte (replicas, jobs, placement, reason, recheck,
+//! metrics and state).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use wasmscaler::runtime::{EvalError, HistorySource, builtins};
-use wasmscaler_sdk::testing::Scenario;
+use wasmscaler_sdk::testing::{self, Scenario};
 use wasmscaler_sdk::{PolicyError, Sample};
 use wasmscaler_tests::{root, runtime};
 
@@ -23,7 +24,7 @@ impl HistorySource for Fixtures {
     }
 }
 
-fn run_policy_scenarios(builtin: &str, dir: &str) -> usize {
+fn run_policy_scenarios<P: wasmscaler_sdk::Policy>(builtin: &str, dir: &str) -> usize {
     let dir = root().join("policies").join(dir).join("scenarios");
     let policy = runtime()
         .load(
@@ -35,14 +36,26 @@ fn run_policy_scenarios(builtin: &str, dir: &str) -> usize {
     let mut n = 0;
     for path in scenario_files(&dir) {
         let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        s.check(|ctx, history| {
-            let h: Arc<dyn HistorySource> = Arc::new(Fixtures(history.to_vec()));
-            policy.evaluate(ctx, Some(h)).map_err(|e| match e {
-                EvalError::Policy(p) => p,
-                other => PolicyError::Internal(format!("sandbox: {other}")),
+        let in_sandbox = s
+            .check(|ctx, history| {
+                let h: Arc<dyn HistorySource> = Arc::new(Fixtures(history.to_vec()));
+                policy.evaluate(ctx, Some(h)).map_err(|e| match e {
+                    EvalError::Policy(p) => p,
+                    other => PolicyError::Internal(format!("sandbox: {other}")),
+                })
             })
-        })
-        .unwrap_or_else(|e| panic!("{} through the sandbox: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("{} through the sandbox: {e}", path.display()));
+        let native = s
+            .check(|ctx, history| {
+                for (name, samples) in history {
+                    testing::set_history(name, samples.clone());
+                }
+                testing::evaluate::<P>(ctx)
+            })
+            .unwrap_or_else(|e| panic!("{} natively: {e}", path.display()));
+        for (i, (a, b)) in in_sandbox.iter().zip(&native).enumerate() {
+            assert_eq!(a, b, "{}: tick {i}: the component and the native code disagree", path.display());
+        }
         n += 1;
     }
     n
@@ -59,18 +72,18 @@ fn scenario_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 macro_rules! policy_test {
-    ($test:ident, $builtin:literal, $dir:literal) => {
+    ($test:ident, $native:ty, $builtin:literal, $dir:literal) => {
         #[test]
         fn $test() {
-            let n = run_policy_scenarios($builtin, $dir);
+            let n = run_policy_scenarios::<$native>($builtin, $dir);
             assert!(n > 0, "no scenario files for {}", $builtin);
         }
     };
 }
 
-policy_test!(knative_concurrency, "knative-concurrency", "knative-concurrency");
-policy_test!(queue_job, "queue-job", "queue-job");
-policy_test!(cron, "cron", "cron");
-policy_test!(stateful, "stateful", "stateful");
-policy_test!(spot_fallback, "spot-fallback", "spot-fallback");
-policy_test!(ml_predictive, "ml-predictive", "ml-predictive");
+policy_test!(knative_concurrency, policy_knative_concurrency::KnativeConcurrency, "knative-concurrency", "knative-concurrency");
+policy_test!(queue_job, policy_queue_job::QueueJob, "queue-job", "queue-job");
+policy_test!(cron, policy_cron::CronPolicy, "cron", "cron");
+policy_test!(stateful, policy_stateful::Stateful, "stateful", "stateful");
+policy_test!(spot_fallback, policy_spot_fallback::SpotFallback, "spot-fallback", "spot-fallback");
+policy_test!(ml_predictive, policy_ml_predictive::MlPredictive, "ml-predictive", "ml-predictive");
