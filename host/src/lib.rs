@@ -10,3 +10,4 @@
 pub mod cli;
 pub mod core;
 pub mod runtime;
+pub mod sim;

@@ -22,6 +22,8 @@ enum Command {
     /// Inspect, evaluate and validate policy components (for policy authors).
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
+    /// Replay a load trace through policies on a simulated cluster and score them.
+    Simulate(wasmscaler::sim::cli::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     cli::init_logging();
     let result = match cli.command {
         Command::Policy(cmd) => cli::policy::run(cmd),
+        Command::Simulate(args) => wasmscaler::sim::cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

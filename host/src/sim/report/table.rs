@@ -1,0 +1,74 @@
+//! The scorecard as a terminal table.
+
+use super::Report;
+
+pub fn render(r: &Report, jobs: bool) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "scenario {} — trace {}, {:.1} h simulated from hour {:.1}, evaluation every {} s, seed {}\n\n",
+        r.scenario, r.trace, r.simulated_hours, r.from_hours, r.interval_seconds, r.seed
+    ));
+    let unserved = if jobs { "late items %" } else { "unserved %" };
+    let replicas = if jobs { "job-hours" } else { "replica-h" };
+    let head = [
+        "policy",
+        "SLO viol %",
+        "viol min",
+        unserved,
+        replicas,
+        "cost",
+        "x oracle",
+        "scale ev",
+        "max rep",
+        "p50 us",
+        "p99 us",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
+    for s in &r.scores {
+        let (p50, p99) = match s.decision_latency_us {
+            Some(l) => (l.p50.to_string(), l.p99.to_string()),
+            None => ("-".into(), "-".into()),
+        };
+        let mut name = s.name.clone();
+        if s.failed_evaluations > 0 {
+            name.push_str(&format!(" ({} failed)", s.failed_evaluations));
+        }
+        rows.push(vec![
+            name,
+            format!("{:.2}", s.violation_pct),
+            format!("{:.1}", s.violation_minutes),
+            format!("{:.3}", s.unserved_pct),
+            format!("{:.1}", s.replica_hours),
+            format!("{:.2}", s.cost),
+            format!("{:.2}", s.cost_ratio_to_oracle),
+            s.scale_events.to_string(),
+            s.max_replicas.to_string(),
+            p50,
+            p99,
+        ]);
+    }
+    let widths: Vec<usize> = (0..head.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if c == 0 {
+                    format!("{v:<w$}", w = widths[c])
+                } else {
+                    format!("{v:>w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            out.push_str(&"-".repeat(total));
+            out.push('\n');
+        }
+    }
+    out
+}

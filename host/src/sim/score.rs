@@ -1,0 +1,132 @@
+//! The scorecard: what each run cost and how often it missed the SLO.
+
+use serde::Serialize;
+
+/// Running totals of one policy's run.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub simulated_ms: i64,
+    pub violation_ms: i64,
+    /// ∫ load dt (load unit × s).
+    pub load: f64,
+    /// ∫ max(0, load − ready capacity) dt.
+    pub unserved: f64,
+    pub on_demand_ms: f64,
+    pub spot_ms: f64,
+    pub scale_events: u32,
+    pub max_replicas: u32,
+    pub evaluations: u64,
+    pub failed_evaluations: u64,
+    /// Decision latency of each evaluation (sum over the entry's policies), µs.
+    pub latencies_us: Vec<u32>,
+    pub interruptions: u64,
+    /// Queue scenarios.
+    pub items: u64,
+    pub items_late: u64,
+}
+
+/// One row of the scorecard.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Score {
+    pub name: String,
+    /// The `wasmscaler.io/policy` text ("-" for the oracle).
+    pub policy: String,
+    pub evaluations: u64,
+    pub failed_evaluations: u64,
+    pub violation_pct: f64,
+    pub violation_minutes: f64,
+    /// Share of the load above Ready capacity (queue scenarios: share of items that
+    /// waited longer than the bound or were never taken).
+    pub unserved_pct: f64,
+    pub replica_hours: f64,
+    pub cost: f64,
+    pub cost_ratio_to_oracle: f64,
+    pub scale_events: u32,
+    pub max_replicas: u32,
+    pub spot_interruptions: u64,
+    /// Wall-clock, so left out of the JSON unless `--timings` is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_latency_us: Option<Latency>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    pub p50: u32,
+    pub p99: u32,
+}
+
+/// Round for a stable, readable report.
+pub fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    let r = (x * m).round() / m;
+    if r == 0.0 { 0.0 } else { r }
+}
+
+pub fn percentile(sorted: &[u32], q: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+impl Tally {
+    pub fn replica_hours(&self) -> f64 {
+        (self.on_demand_ms + self.spot_ms) / 3_600_000.0
+    }
+
+    pub fn cost(&self, on_demand: f64, spot: f64) -> f64 {
+        (self.on_demand_ms * on_demand + self.spot_ms * spot) / 3_600_000.0
+    }
+
+    pub fn latency(&self) -> Latency {
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        Latency {
+            p50: percentile(&v, 0.5),
+            p99: percentile(&v, 0.99),
+        }
+    }
+
+    /// The row; `oracle_cost` for the ratio.
+    pub fn score(&self, name: &str, policy: &str, prices: (f64, f64), oracle_cost: f64, jobs: bool) -> Score {
+        let sim = self.simulated_ms.max(1) as f64;
+        let unserved = if jobs {
+            if self.items == 0 {
+                0.0
+            } else {
+                self.items_late as f64 / self.items as f64
+            }
+        } else if self.load > 0.0 {
+            self.unserved / self.load
+        } else {
+            0.0
+        };
+        let cost = self.cost(prices.0, prices.1);
+        Score {
+            name: name.to_string(),
+            policy: policy.to_string(),
+            evaluations: self.evaluations,
+            failed_evaluations: self.failed_evaluations,
+            violation_pct: round(100.0 * self.violation_ms as f64 / sim, 3),
+            violation_minutes: round(self.violation_ms as f64 / 60_000.0, 2),
+            unserved_pct: round(100.0 * unserved, 3),
+            replica_hours: round(self.replica_hours(), 2),
+            cost: round(cost, 2),
+            cost_ratio_to_oracle: if oracle_cost > 0.0 {
+                round(cost / oracle_cost, 3)
+            } else {
+                0.0
+            },
+            scale_events: self.scale_events,
+            max_replicas: self.max_replicas,
+            spot_interruptions: self.interruptions,
+            decision_latency_us: if self.evaluations > 0 {
+                Some(self.latency())
+            } else {
+                None
+            },
+        }
+    }
+}
