@@ -187,3 +187,42 @@ fn artifact_cache_serves_the_second_load() {
     assert_eq!(again.origin, Origin::Compiled);
     assert_eq!(again.evaluate(&ctx(), None).unwrap().replicas, 6);
 }
+
+#[test]
+fn limits_file_sets_a_policys_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("slow.wasm"), hostile_wasm()).unwrap();
+    let reg = Registry::new(runtime(), Some(dir.path().to_path_buf()));
+    reg.scan();
+    let r = PolicyRef::parse("file:slow.wasm").unwrap();
+    assert_eq!(reg.resolve(&r).unwrap().limits, Limits::default());
+    std::fs::write(
+        dir.path().join("limits.yaml"),
+        "slow.wasm: {timeoutMs: 20, memoryMiB: 16}\n",
+    )
+    .unwrap();
+    reg.scan();
+    let p = reg.resolve(&r).unwrap();
+    assert_eq!(p.limits.deadline, Duration::from_millis(20));
+    assert_eq!(p.limits.memory_bytes, 16 << 20);
+    let ctx = ContextBuilder::new().config("\"loop\"").build();
+    assert!(
+        p.evaluate(&ctx, None)
+            .unwrap_err()
+            .to_string()
+            .contains("deadline 20ms")
+    );
+    std::fs::write(dir.path().join("limits.yaml"), "slow.wasm: {timeout: 5}\n").unwrap();
+    let events = reg.scan();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == ReloadKind::Rejected && e.detail.contains("unknown field `timeout`")),
+        "{events:?}"
+    );
+    assert_eq!(
+        reg.resolve(&r).unwrap().limits.deadline,
+        Duration::from_millis(20),
+        "the limits in force stay"
+    );
+}

@@ -67,10 +67,10 @@ impl ArtifactCache {
             }
         }
         let component = Component::new(engine, wasm)?;
-        if let Some(path) = self.path(digest) {
-            if let Err(e) = store(&component, &path) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot write artifact cache; continuing without");
-            }
+        if let Some(path) = self.path(digest)
+            && let Err(e) = store(&component, &path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write artifact cache; continuing without");
         }
         Ok((component, Origin::Compiled))
     }

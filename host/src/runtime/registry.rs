@@ -102,6 +102,17 @@ pub struct Registry {
 
 const EVENT_HISTORY: usize = 256;
 
+/// Optional per-policy limits in the policy directory.
+pub const LIMITS_FILE: &str = "limits.yaml";
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LimitsEntry {
+    timeout_ms: Option<u64>,
+    #[serde(rename = "memoryMiB")]
+    memory_mib: Option<u32>,
+}
+
 impl Registry {
     /// A registry serving the built-ins and, if given, the `.wasm` files of `dir`.
     pub fn new(runtime: Arc<Runtime>, dir: Option<PathBuf>) -> Arc<Self> {
@@ -211,6 +222,7 @@ impl Registry {
         let Some(dir) = &self.dir else { return Vec::new() };
         let _one_at_a_time = lock(&self.scan_lock);
         let mut out = Vec::new();
+        let limits_changed = self.read_limits_file(dir, &mut out);
         let on_disk = match list_wasm(dir) {
             Ok(v) => v,
             Err(e) => {
@@ -234,7 +246,17 @@ impl Registry {
                 }
             };
             let digest = digest_of(&wasm);
+            let limits = self.limits_for(name);
             if current.get(name).is_some_and(|p| p.digest == digest) {
+                if limits_changed && let Some(p) = current.get(name).filter(|p| p.limits != limits) {
+                    next.insert(name.clone(), Arc::new(p.with_limits(limits)));
+                    out.push(self.record(
+                        ReloadKind::Reloaded,
+                        name,
+                        Some(&digest),
+                        format!("limits now {limits:?}"),
+                    ));
+                }
                 continue;
             }
             if lock(&self.rejected).get(name) == Some(&digest) {
@@ -283,6 +305,47 @@ impl Registry {
             self.files.store(Arc::new(next));
         }
         out
+    }
+
+    /// Per-policy limits from `<dir>/limits.yaml` (optional):
+    /// `my-policy.wasm: {timeoutMs: 500, memoryMiB: 128}`. A broken file is reported and
+    /// the limits in force stay. Returns whether the limits changed.
+    fn read_limits_file(&self, dir: &Path, out: &mut Vec<ReloadEvent>) -> bool {
+        let path = dir.join(LIMITS_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return false;
+        };
+        let parsed: Result<HashMap<String, LimitsEntry>, String> =
+            serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(&text))
+                .map_err(|e| format!("at '{}': {}", e.path(), e.inner()));
+        let entries = match parsed {
+            Ok(e) => e,
+            Err(e) => {
+                out.push(self.record(
+                    ReloadKind::Rejected,
+                    LIMITS_FILE,
+                    None,
+                    format!("{}: {e}", path.display()),
+                ));
+                return false;
+            }
+        };
+        let mut changed = false;
+        let mut table = lock(&self.limits);
+        for (name, e) in entries {
+            let base = builtins::default_limits(&name);
+            let l = Limits {
+                deadline: e.timeout_ms.map(Duration::from_millis).unwrap_or(base.deadline),
+                memory_bytes: e
+                    .memory_mib
+                    .map(|m| (m as usize) << 20)
+                    .unwrap_or(base.memory_bytes),
+            };
+            if table.insert(name, l) != Some(l) {
+                changed = true;
+            }
+        }
+        changed
     }
 
     fn record(&self, kind: ReloadKind, name: &str, digest: Option<&str>, detail: String) -> ReloadEvent {
@@ -386,10 +449,11 @@ fn list_wasm(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     let mut v = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
-            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                v.push((name.to_string(), path.clone()));
-            }
+        if path.extension().is_some_and(|e| e == "wasm")
+            && path.is_file()
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+        {
+            v.push((name.to_string(), path.clone()));
         }
     }
     v.sort();
