@@ -54,7 +54,12 @@ fn run_policy_scenarios<P: wasmscaler_sdk::Policy>(builtin: &str, dir: &str) -> 
             })
             .unwrap_or_else(|e| panic!("{} natively: {e}", path.display()));
         for (i, (a, b)) in in_sandbox.iter().zip(&native).enumerate() {
-            assert_eq!(a, b, "{}: tick {i}: the component and the native code disagree", path.display());
+            assert_eq!(
+                a,
+                b,
+                "{}: tick {i}: the component and the native code disagree",
+                path.display()
+            );
         }
         n += 1;
     }
@@ -81,9 +86,24 @@ macro_rules! policy_test {
     };
 }
 
-policy_test!(knative_concurrency, policy_knative_concurrency::KnativeConcurrency, "knative-concurrency", "knative-concurrency");
+policy_test!(
+    knative_concurrency,
+    policy_knative_concurrency::KnativeConcurrency,
+    "knative-concurrency",
+    "knative-concurrency"
+);
 policy_test!(queue_job, policy_queue_job::QueueJob, "queue-job", "queue-job");
 policy_test!(cron, policy_cron::CronPolicy, "cron", "cron");
 policy_test!(stateful, policy_stateful::Stateful, "stateful", "stateful");
-policy_test!(spot_fallback, policy_spot_fallback::SpotFallback, "spot-fallback", "spot-fallback");
-policy_test!(ml_predictive, policy_ml_predictive::MlPredictive, "ml-predictive", "ml-predictive");
+policy_test!(
+    spot_fallback,
+    policy_spot_fallback::SpotFallback,
+    "spot-fallback",
+    "spot-fallback"
+);
+policy_test!(
+    ml_predictive,
+    policy_ml_predictive::MlPredictive,
+    "ml-predictive",
+    "ml-predictive"
+);

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use std::path::Path;
 
-use wasmscaler::runtime::{HistorySource, Limits, PolicyRef, PrefetchedHistory, Registry, Runtime, builtins, digest_of};
+use wasmscaler::runtime::{
+    HistorySource, Limits, PolicyRef, PrefetchedHistory, Registry, Runtime, builtins, digest_of,
+};
 use wasmscaler_sdk::testing::{ContextBuilder, Scenario};
 use wasmscaler_sdk::{Context, Sample};
 
@@ -179,27 +181,50 @@ fn main() {
 /// (policies/<name>/scenarios): the first tick has no state (e.g. ml-predictive fits its
 /// model), the second carries the first one's state (ml-predictive reuses its forecast).
 fn standard_policies(rt: &Runtime, quick: bool) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    println!("| policy | .wasm bytes | evaluate p50, first tick (no state) | evaluate p50, next tick (with state) |");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    println!(
+        "| policy | .wasm bytes | evaluate p50, first tick (no state) | evaluate p50, next tick (with state) |"
+    );
     println!("|---|---|---|---|");
     for name in builtins::names() {
-        let dir = if name == "hpa" { None } else { Some(root.join("policies").join(name).join("scenarios")) };
+        let dir = if name == "hpa" {
+            None
+        } else {
+            Some(root.join("policies").join(name).join("scenarios"))
+        };
         let bytes = builtins::bytes(name).expect("built-in");
-        let policy = rt.load(name, bytes, builtins::default_limits(name)).expect("load");
+        let policy = rt
+            .load(name, bytes, builtins::default_limits(name))
+            .expect("load");
         let (first, second, history) = match dir.and_then(|d| first_two_ticks(&d)) {
             Some(t) => t,
             None => {
-                let c = ContextBuilder::new().replicas(4, 4).bounds(1, 20).latest("load", 600.0).build();
+                let c = ContextBuilder::new()
+                    .replicas(4, 4)
+                    .bounds(1, 20)
+                    .latest("load", 600.0)
+                    .build();
                 (c.clone(), c, PrefetchedHistory::default())
             }
         };
         let history: Arc<dyn HistorySource> = Arc::new(FixedHistory(history));
-        let n = if quick { 20 } else if name == "ml-predictive" { 60 } else { 2_000 };
+        let n = if quick {
+            20
+        } else if name == "ml-predictive" {
+            60
+        } else {
+            2_000
+        };
         let a = measure(n, || {
             let _ = std::hint::black_box(policy.evaluate(&first, Some(history.clone())));
         });
         let mut ctx2 = second.clone();
-        ctx2.state = policy.evaluate(&first, Some(history.clone())).ok().and_then(|d| d.state);
+        ctx2.state = policy
+            .evaluate(&first, Some(history.clone()))
+            .ok()
+            .and_then(|d| d.state);
         let b = measure(n, || {
             let _ = std::hint::black_box(policy.evaluate(&ctx2, Some(history.clone())));
         });
@@ -211,23 +236,40 @@ fn standard_policies(rt: &Runtime, quick: bool) {
 struct FixedHistory(PrefetchedHistory);
 impl HistorySource for FixedHistory {
     fn history(&self, signal: &str, _w: u64, _s: u64) -> Result<Vec<Sample>, String> {
-        self.0.series.get(signal).cloned().ok_or_else(|| format!("no history for '{signal}'"))
+        self.0
+            .series
+            .get(signal)
+            .cloned()
+            .ok_or_else(|| format!("no history for '{signal}'"))
     }
 }
 
 fn first_two_ticks(dir: &Path) -> Option<(Context, Context, PrefetchedHistory)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     files.sort();
-    for f in files.iter().filter(|p| p.extension().is_some_and(|x| x == "json")) {
+    for f in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+    {
         let s = Scenario::load(f).ok()?;
-        let usable: Vec<_> = s.ticks.iter().filter(|t| t.expect.error_contains.is_none()).collect();
+        let usable: Vec<_> = s
+            .ticks
+            .iter()
+            .filter(|t| t.expect.error_contains.is_none())
+            .collect();
         if usable.is_empty() {
             continue;
         }
         let config = s.config.to_string();
         let t0 = usable[0];
         let t1 = usable.get(1).copied().unwrap_or(t0);
-        let history = PrefetchedHistory { now_ms: t0.now_ms, series: t0.history_samples().into_iter().collect() };
+        let history = PrefetchedHistory {
+            now_ms: t0.now_ms,
+            series: t0.history_samples().into_iter().collect(),
+        };
         return Some((t0.context(&config), t1.context(&config), history));
     }
     None
