@@ -226,3 +226,17 @@ fn limits_file_sets_a_policys_deadline() {
         "the limits in force stay"
     );
 }
+
+#[test]
+fn every_builtin_loads() {
+    let reg = Registry::new(runtime(), None);
+    assert!(reg.load_builtins().is_empty());
+    assert_eq!(
+        reg.counters().get(ReloadKind::Loaded),
+        builtins::names().len() as u64
+    );
+    for name in builtins::names() {
+        let p = reg.resolve(&PolicyRef::parse(name).unwrap()).unwrap();
+        assert!(!p.info.name.is_empty(), "{name}");
+    }
+}

@@ -183,6 +183,15 @@ impl Registry {
         Ok(policy)
     }
 
+    /// Compile every built-in now (CPU-bound: call from a blocking thread at start-up, so
+    /// no async task ever compiles on first use). Returns the names that failed.
+    pub fn load_builtins(&self) -> Vec<(String, ResolveError)> {
+        builtins::names()
+            .into_iter()
+            .filter_map(|name| self.builtin(name).err().map(|e| (name.to_string(), e)))
+            .collect()
+    }
+
     fn builtin(&self, name: &str) -> Result<Arc<LoadedPolicy>, ResolveError> {
         let mut loaded = lock(&self.builtins);
         if let Some(p) = loaded.get(name) {
