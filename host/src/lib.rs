@@ -9,5 +9,6 @@
 
 pub mod cli;
 pub mod core;
+pub mod kube;
 pub mod runtime;
 pub mod sim;

@@ -22,6 +22,8 @@ enum Command {
     /// Inspect, evaluate and validate policy components (for policy authors).
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
+    /// Run the controller against a Kubernetes API server.
+    Run(wasmscaler::kube::cli::RunArgs),
     /// Replay a load trace through policies on a simulated cluster and score them.
     Simulate(wasmscaler::sim::cli::SimulateArgs),
 }
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
     cli::init_logging();
     let result = match cli.command {
         Command::Policy(cmd) => cli::policy::run(cmd),
+        Command::Run(args) => wasmscaler::kube::cli::run(args),
         Command::Simulate(args) => wasmscaler::sim::cli::run(args),
     };
     match result {

@@ -203,8 +203,14 @@ impl ControlPlane {
                 .arg("--disable-admission-plugins=ServiceAccount")
                 .arg("--authorization-mode=RBAC")
                 .arg(format!("--token-auth-file={}", d.join("tokens.csv").display()))
-                .arg(format!("--service-account-issuer=https://127.0.0.1:{}/", self.port))
-                .arg(format!("--service-account-key-file={}", certs.join("sa.key").display()))
+                .arg(format!(
+                    "--service-account-issuer=https://127.0.0.1:{}/",
+                    self.port
+                ))
+                .arg(format!(
+                    "--service-account-key-file={}",
+                    certs.join("sa.key").display()
+                ))
                 .arg(format!(
                     "--service-account-signing-key-file={}",
                     certs.join("sa.key").display()
@@ -272,7 +278,10 @@ impl ControlPlane {
     }
 
     fn write_kubeconfigs(&self) {
-        let _ = std::fs::write(self.admin_kubeconfig(), self.kubeconfig_text("admin", ADMIN_TOKEN));
+        let _ = std::fs::write(
+            self.admin_kubeconfig(),
+            self.kubeconfig_text("admin", ADMIN_TOKEN),
+        );
         let _ = std::fs::write(
             self.controller_kubeconfig(),
             self.kubeconfig_text("wasmscaler", CONTROLLER_TOKEN),
@@ -366,7 +375,10 @@ impl ControlPlane {
 
     /// One annotation of a workload.
     pub fn annotation(&self, ns: &str, kind: &str, name: &str, key: &str) -> Option<String> {
-        let path = format!("jsonpath={{.metadata.annotations.{}}}", key.replace('.', "\\.").replace('/', "\\/"));
+        let path = format!(
+            "jsonpath={{.metadata.annotations.{}}}",
+            key.replace('.', "\\.").replace('/', "\\/")
+        );
         let o = self.kubectl(&["-n", ns, "get", kind, name, "-o", &path]);
         let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
         (o.status.success() && !s.is_empty()).then_some(s)
@@ -374,14 +386,7 @@ impl ControlPlane {
 
     /// Event notes (events.k8s.io/v1) about one object, oldest first.
     pub fn events(&self, ns: &str, name: &str) -> Vec<(String, String)> {
-        let o = self.kubectl(&[
-            "-n",
-            ns,
-            "get",
-            "events.events.k8s.io",
-            "-o",
-            "json",
-        ]);
+        let o = self.kubectl(&["-n", ns, "get", "events.events.k8s.io", "-o", "json"]);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
         let mut out = Vec::new();
         for e in v["items"].as_array().cloned().unwrap_or_default() {
@@ -433,7 +438,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -78,7 +78,12 @@ pub type PlanItem<'a> = (SignalRequest, Option<&'a Value>);
 pub trait SignalGatherer: Send + Sync {
     /// Gather every item of `plan` (all of this gatherer's kind). Never panics and never
     /// blocks past its own timeout; failures are reported per signal in `errors`.
-    fn gather<'a>(&'a self, target: &'a TargetRef, plan: &'a [PlanItem<'a>], now_ms: i64) -> BoxFuture<'a, Gathered>;
+    fn gather<'a>(
+        &'a self,
+        target: &'a TargetRef,
+        plan: &'a [PlanItem<'a>],
+        now_ms: i64,
+    ) -> BoxFuture<'a, Gathered>;
 }
 
 /// The source kind of a source spec: its only key (`{prometheus: ...}` -> `prometheus`),
@@ -193,10 +198,9 @@ impl WorkloadFacts {
                     let key = key
                         .as_str()
                         .ok_or_else(|| "'annotation' must name an annotation".to_string())?;
-                    let text = target
-                        .annotations
-                        .get(key)
-                        .ok_or_else(|| format!("annotation '{key}' is not set on {}/{}", target.kind, target.name))?;
+                    let text = target.annotations.get(key).ok_or_else(|| {
+                        format!("annotation '{key}' is not set on {}/{}", target.kind, target.name)
+                    })?;
                     return text
                         .trim()
                         .parse::<f64>()
@@ -211,7 +215,12 @@ impl WorkloadFacts {
 }
 
 impl SignalGatherer for WorkloadFacts {
-    fn gather<'a>(&'a self, target: &'a TargetRef, plan: &'a [PlanItem<'a>], now_ms: i64) -> BoxFuture<'a, Gathered> {
+    fn gather<'a>(
+        &'a self,
+        target: &'a TargetRef,
+        plan: &'a [PlanItem<'a>],
+        now_ms: i64,
+    ) -> BoxFuture<'a, Gathered> {
         Box::pin(async move {
             let mut out = Gathered::default();
             for (req, src) in plan {
@@ -290,7 +299,12 @@ impl Actuator for NoActuator {
             (None, false) => "policy proposed a pool placement; no pool actuator configured".into(),
             _ => String::new(),
         };
-        Box::pin(async move { Ok(Actuated { scaled: false, summary }) })
+        Box::pin(async move {
+            Ok(Actuated {
+                scaled: false,
+                summary,
+            })
+        })
     }
 }
 
@@ -325,11 +339,19 @@ mod tests {
             (SignalRequest::latest("queue-length", ""), None),
         ];
         let got = g.gather(&target(), &plan, 1000).await;
-        let val = |n: &str| got.signals.iter().find(|s| s.name == n).map(|s| s.samples[0].value);
+        let val = |n: &str| {
+            got.signals
+                .iter()
+                .find(|s| s.name == n)
+                .map(|s| s.samples[0].value)
+        };
         assert_eq!(val("load"), Some(250.0));
         assert_eq!(val("ready-replicas"), Some(2.0));
         let errs: Vec<&str> = got.errors.iter().map(|(n, _)| n.as_str()).collect();
-        assert!(errs.contains(&"rps") && errs.contains(&"queue-length"), "{errs:?}");
+        assert!(
+            errs.contains(&"rps") && errs.contains(&"queue-length"),
+            "{errs:?}"
+        );
         assert!(got.errors.iter().any(|(_, e)| e.contains("'prometheus'")));
     }
 }

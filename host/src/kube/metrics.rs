@@ -1,0 +1,202 @@
+//! Prometheus metrics of the controller (`/metrics`, OpenMetrics text).
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry as PromRegistry;
+
+use crate::runtime::Registry;
+use crate::runtime::registry::ReloadKind;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabel {
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkloadLabels {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<PromRegistry>,
+    /// Evaluations by result: scale, hold, shadow, failed, paused, invalid.
+    pub evaluations: Family<ResultLabel, Counter>,
+    /// Wall time of one evaluation (gather + policies + guardrails), seconds.
+    pub evaluation_seconds: Histogram,
+    /// Time inside one policy call, seconds.
+    pub policy_seconds: Family<PolicyLabel, Histogram>,
+    /// Errors by kind: annotation, resolve, signal, kube_api, conflict, actuator, state,
+    /// and the policy error kinds (deadline, trap, invalid_config, ...).
+    pub errors: Family<KindLabel, Counter>,
+    pub replicas_desired: Family<WorkloadLabels, Gauge>,
+    pub replicas_current: Family<WorkloadLabels, Gauge>,
+    /// /scale writes by direction (up, down).
+    pub scale_writes: Family<ResultLabel, Counter>,
+    /// Policy registry outcomes (loaded, reloaded, rejected, removed).
+    pub policy_loads: Family<OutcomeLabel, Counter>,
+    pub leader: Gauge,
+    pub managed_workloads: Gauge,
+    policy_registry: Mutex<Option<Arc<Registry>>>,
+    seen_loads: [AtomicU64; 4],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let m = Self {
+            registry: Mutex::new(PromRegistry::with_prefix("wasmscaler")),
+            evaluations: Family::default(),
+            evaluation_seconds: Histogram::new(exponential_buckets(0.0001, 2.5, 14)),
+            policy_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.00002, 2.5, 14))
+            }),
+            errors: Family::default(),
+            replicas_desired: Family::default(),
+            replicas_current: Family::default(),
+            scale_writes: Family::default(),
+            policy_loads: Family::default(),
+            leader: Gauge::default(),
+            managed_workloads: Gauge::default(),
+            policy_registry: Mutex::new(None),
+            seen_loads: Default::default(),
+        };
+        {
+            let mut r = lock(&m.registry);
+            r.register(
+                "evaluations",
+                "Workload evaluations by result",
+                m.evaluations.clone(),
+            );
+            r.register(
+                "evaluation_duration_seconds",
+                "Time of one evaluation: gather signals, run the policies, apply guardrails",
+                m.evaluation_seconds.clone(),
+            );
+            r.register(
+                "policy_duration_seconds",
+                "Time inside one sandboxed policy call",
+                m.policy_seconds.clone(),
+            );
+            r.register("errors", "Errors by kind", m.errors.clone());
+            r.register(
+                "replicas_desired",
+                "Replicas the last evaluation decided on",
+                m.replicas_desired.clone(),
+            );
+            r.register(
+                "replicas_current",
+                "Replicas of the workload when last evaluated",
+                m.replicas_current.clone(),
+            );
+            r.register(
+                "scale_writes",
+                "Writes to /scale by direction",
+                m.scale_writes.clone(),
+            );
+            r.register(
+                "policy_loads",
+                "Policy registry outcomes: loaded, reloaded, rejected, removed",
+                m.policy_loads.clone(),
+            );
+            r.register(
+                "leader",
+                "1 while this replica holds the leader Lease",
+                m.leader.clone(),
+            );
+            r.register(
+                "managed_workloads",
+                "Workloads with a wasmscaler.io/policy annotation seen by this replica",
+                m.managed_workloads.clone(),
+            );
+        }
+        m
+    }
+
+    /// Mirror the policy registry's counters into `policy_loads` on every scrape.
+    pub fn watch_registry(&self, registry: Arc<Registry>) {
+        *lock(&self.policy_registry) = Some(registry);
+    }
+
+    pub fn error(&self, kind: &str) {
+        self.errors
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn evaluation(&self, result: &str) {
+        self.evaluations
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    fn sync_registry(&self) {
+        let Some(reg) = lock(&self.policy_registry).clone() else {
+            return;
+        };
+        let kinds = [
+            ReloadKind::Loaded,
+            ReloadKind::Reloaded,
+            ReloadKind::Rejected,
+            ReloadKind::Removed,
+        ];
+        for (i, k) in kinds.into_iter().enumerate() {
+            let now = reg.counters().get(k);
+            let before = self.seen_loads[i].swap(now, Ordering::Relaxed);
+            if now > before {
+                self.policy_loads
+                    .get_or_create(&OutcomeLabel {
+                        outcome: k.as_str().to_string(),
+                    })
+                    .inc_by(now - before);
+            }
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        self.sync_registry();
+        let mut out = String::new();
+        let r = lock(&self.registry);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &r) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,371 @@
+//! The Kubernetes adapter: `wasmscaler run`, a controller that watches annotated
+//! workloads and scales them through the shared evaluation path ([`crate::core`]).
+//!
+//! - [`signals_api`]: the seam to signal sources (`crate::signals`) and special
+//!   actuators (Jobs from a CronJob template, spot/on-demand pool variants).
+//! - [`reconcile`]: one evaluation of one workload: read, gather, evaluate, write
+//!   `/scale`, Event, status/state annotations, metrics.
+//! - [`leader`]: leader election on a Lease (only the leader writes).
+//! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//!
+//! Use from a program or a test: [`start`] returns a [`Running`] controller.
+
+pub mod cli;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod signals_api;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use tokio::sync::watch;
+
+use self::leader::{Leadership, LeaseSettings};
+use self::metrics::Metrics;
+use self::reconcile::{Context, ScaleVia, Shared};
+use self::signals_api::{Actuator, Gatherers, NoActuator};
+use crate::runtime::{Registry, Runtime};
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Watch only this namespace (None: all namespaces).
+    pub namespace: Option<String>,
+    /// Directory of `file:NAME.wasm` policies (watched for hot reload).
+    pub policy_dir: Option<PathBuf>,
+    /// Artifact cache for precompiled policies.
+    pub cache_dir: Option<PathBuf>,
+    /// `max-replicas` of workloads that do not set it.
+    pub default_max_replicas: u32,
+    /// Extra kinds to watch besides Deployments and StatefulSets, as `apiVersion/Kind`
+    /// (e.g. `batch.volcano.sh/v1alpha1/Job`: scaled through its `/scale`;
+    /// `batch/v1/CronJob`: handed to the Job actuator).
+    pub extra_kinds: Vec<String>,
+    /// Leader election (off: this replica always writes).
+    pub leader_election: bool,
+    pub lease_namespace: String,
+    pub lease_name: String,
+    /// This replica's identity in the Lease (pod name).
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub lease_retry: Duration,
+    /// `/metrics`, `/healthz`, `/readyz` (None: no server).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Workloads reconciled in parallel.
+    pub concurrency: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            policy_dir: None,
+            cache_dir: None,
+            default_max_replicas: 100,
+            extra_kinds: Vec::new(),
+            leader_election: true,
+            lease_namespace: "wasmscaler-system".into(),
+            lease_name: "wasmscaler-leader".into(),
+            identity: std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| format!("wasmscaler-{}", std::process::id())),
+            lease_duration: Duration::from_secs(15),
+            lease_retry: Duration::from_secs(2),
+            metrics_addr: None,
+            concurrency: 8,
+        }
+    }
+}
+
+/// What other modules plug in: signal sources by kind, the special actuator, and
+/// optionally a ready policy registry (else one is built from the settings).
+pub struct Extensions {
+    pub gatherers: Gatherers,
+    pub actuator: Arc<dyn Actuator>,
+    pub registry: Option<Arc<Registry>>,
+}
+
+impl Default for Extensions {
+    fn default() -> Self {
+        Self {
+            gatherers: Gatherers::default(),
+            actuator: Arc::new(NoActuator),
+            registry: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start the policy runtime: {0}")]
+    Runtime(String),
+    #[error("cannot watch the policy directory {0}: {1}")]
+    PolicyWatch(String, String),
+    #[error("--watch {0}: {1}")]
+    Kind(String, String),
+    #[error("cannot serve metrics on {0}: {1}")]
+    Http(SocketAddr, String),
+}
+
+/// A running controller.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Where `/metrics` is served, if it is.
+    pub metrics_addr: Option<SocketAddr>,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<Registry>,
+    leadership: Leadership,
+    ready: Arc<AtomicBool>,
+    _policy_watch: Option<crate::runtime::registry::WatchHandle>,
+}
+
+impl Running {
+    pub fn is_leader(&self) -> bool {
+        self.leadership.is_leader()
+    }
+
+    /// The watch caches have synced.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Stop gracefully: finish in-flight reconciles, release the Lease.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    /// Run until SIGINT/SIGTERM, then shut down.
+    pub async fn run_until_signal(self) {
+        #[cfg(unix)]
+        {
+            let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+            match term {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Start the controller: policy registry (+ hot reload), leader election, one watch
+/// per kind, the HTTP endpoints.
+pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) -> Result<Running, StartError> {
+    let registry = match ext.registry {
+        Some(r) => r,
+        None => {
+            let rt =
+                Runtime::new(settings.cache_dir.clone()).map_err(|e| StartError::Runtime(e.to_string()))?;
+            let reg = Registry::new(rt, settings.policy_dir.clone());
+            let r2 = reg.clone();
+            let _ = tokio::task::spawn_blocking(move || r2.scan()).await;
+            reg
+        }
+    };
+    let policy_watch = match &settings.policy_dir {
+        Some(dir) => Some(
+            registry
+                .watch()
+                .map_err(|e| StartError::PolicyWatch(dir.display().to_string(), e.to_string()))?,
+        ),
+        None => None,
+    };
+
+    let metrics = Arc::new(Metrics::new());
+    metrics.watch_registry(registry.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let leadership = if settings.leader_election {
+        let (l, task) = leader::spawn(
+            client.clone(),
+            LeaseSettings {
+                namespace: settings.lease_namespace.clone(),
+                name: settings.lease_name.clone(),
+                identity: settings.identity.clone(),
+                duration: settings.lease_duration,
+                retry: settings.lease_retry,
+            },
+            stop_rx.clone(),
+        );
+        tasks.push(task);
+        l
+    } else {
+        Leadership::always()
+    };
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "wasmscaler".into(),
+            instance: Some(settings.identity.clone()),
+        },
+    );
+    let shared = Arc::new(Shared::new(
+        client.clone(),
+        registry.clone(),
+        ext.gatherers,
+        ext.actuator,
+        metrics.clone(),
+        recorder,
+        leadership.clone(),
+        settings.default_max_replicas,
+    ));
+
+    // Leadership changes: metric, and forget cached state when we lose it.
+    {
+        let mut rx = leadership.receiver();
+        let shared = shared.clone();
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let leading = *rx.borrow_and_update();
+                shared.metrics.leader.set(i64::from(leading));
+                if !leading {
+                    shared.forget_all();
+                }
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
+    }
+
+    let mut kinds: Vec<(ApiResource, ScaleVia)> = vec![
+        (ApiResource::erase::<Deployment>(&()), ScaleVia::Object),
+        (ApiResource::erase::<StatefulSet>(&()), ScaleVia::Object),
+    ];
+    for k in &settings.extra_kinds {
+        let (g, v, kind, name) = reconcile::parse_kind_ref(k).map_err(|m| StartError::Kind(k.clone(), m))?;
+        if name.is_some() {
+            return Err(StartError::Kind(
+                k.clone(),
+                "give apiVersion/Kind without a name".into(),
+            ));
+        }
+        let ar = reconcile::discover(&client, &g, &v, &kind)
+            .await
+            .map_err(|m| StartError::Kind(k.clone(), m))?;
+        let via = if g == "batch" && kind == "CronJob" {
+            ScaleVia::Actuator
+        } else {
+            ScaleVia::Subresource
+        };
+        kinds.push((ar, via));
+    }
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let alive = Arc::new(AtomicBool::new(true));
+    let mut readers = Vec::new();
+    for (ar, via) in kinds {
+        let api: Api<DynamicObject> = match &settings.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let ctx = Arc::new(Context {
+            shared: shared.clone(),
+            resource: ar.clone(),
+            via,
+        });
+        let mut stop = stop_rx.clone();
+        let metrics = metrics.clone();
+        let kind = ar.kind.clone();
+        // The watch restarts with the default backoff (client-go's) when it fails.
+        let controller = Controller::new_with(api, watcher::Config::default(), ar);
+        readers.push(controller.store());
+        let controller = controller
+            .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+            .graceful_shutdown_on(async move {
+                let _ = stop.changed().await;
+            })
+            .run(reconcile::reconcile, reconcile::error_policy, ctx)
+            .for_each(move |res| {
+                let metrics = metrics.clone();
+                let kind = kind.clone();
+                async move {
+                    if let Err(e) = res {
+                        match &e {
+                            kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                            other => {
+                                metrics.error("watch");
+                                tracing::warn!(%kind, error = %other, "controller stream error");
+                            }
+                        }
+                    }
+                }
+            });
+        let alive = alive.clone();
+        tasks.push(tokio::spawn(async move {
+            controller.await;
+            alive.store(false, Ordering::Relaxed);
+        }));
+    }
+    {
+        let ready = ready.clone();
+        tasks.push(tokio::spawn(async move {
+            for r in readers {
+                if r.wait_until_ready().await.is_err() {
+                    return;
+                }
+            }
+            ready.store(true, Ordering::Relaxed);
+            tracing::info!("caches synced");
+        }));
+    }
+
+    let mut metrics_addr = None;
+    if let Some(addr) = settings.metrics_addr {
+        let (bound, task) = http::serve(
+            addr,
+            http::Health {
+                metrics: metrics.clone(),
+                alive: alive.clone(),
+                ready: ready.clone(),
+            },
+            stop_rx.clone(),
+        )
+        .await
+        .map_err(|e| StartError::Http(addr, e.to_string()))?;
+        metrics_addr = Some(bound);
+        tasks.push(task);
+    }
+
+    Ok(Running {
+        stop: stop_tx,
+        tasks,
+        metrics_addr,
+        metrics,
+        registry,
+        leadership,
+        ready,
+        _policy_watch: policy_watch,
+    })
+}

@@ -1,0 +1,340 @@
+//! The controller end to end against a real kube-apiserver + etcd (one control plane for
+//! this test binary, one namespace per test). The controller runs in-process as the
+//! service account of deploy/rbac.yaml, so a missing RBAC verb fails here.
+
+#[path = "controlplane/mod.rs"]
+mod controlplane;
+
+use std::time::Duration;
+
+use controlplane::{ControlPlane, eventually, eventually_within, settings};
+
+/// A Deployment whose load is an annotation the test (or a user) changes, scaled by the
+/// built-in `hpa` policy: desired = ceil(load / 100).
+fn deployment(ns: &str, name: &str, replicas: u32, load: u32, extra: &[(&str, &str)]) -> String {
+    let mut ann = vec![
+        ("wasmscaler.io/policy".to_string(), "hpa".to_string()),
+        (
+            "wasmscaler.io/config".to_string(),
+            "targets: [{signal: load, averageValue: 100}]\nsignals: {load: {annotation: example.com/load}}"
+                .to_string(),
+        ),
+        ("wasmscaler.io/max-replicas".to_string(), "10".to_string()),
+        ("wasmscaler.io/interval".to_string(), "1s".to_string()),
+        ("example.com/load".to_string(), load.to_string()),
+    ];
+    for (k, v) in extra {
+        ann.retain(|(x, _)| x != k);
+        ann.push((k.to_string(), v.to_string()));
+    }
+    let ann: String = ann
+        .iter()
+        .map(|(k, v)| format!("    {k}: {}\n", serde_json::Value::String(v.clone())))
+        .collect();
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n{ann}\
+spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/app:1\n"
+    )
+}
+
+async fn replicas_become(cp: &ControlPlane, ns: &str, kind: &str, name: &str, want: u32) {
+    eventually(&format!("{kind}/{name} has {want} replicas"), || async {
+        (cp.replicas(ns, kind, name) == Some(want)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotated_deployment_is_scaled_through_scale_and_follows_kubectl_annotate() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("scale").await;
+    cp.apply(&deployment(&ns, "web", 1, 500, &[]));
+    let ctl = cp.start_controller(settings(&ns)).await;
+
+    replicas_become(cp, &ns, "deployment", "web", 5).await;
+    let events = cp.events(&ns, "web");
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "Scaled" && n.contains("from 1 to 5") && n.contains("hpa")),
+        "{events:?}"
+    );
+    let status = cp
+        .annotation(&ns, "deployment", "web", "wasmscaler.io/status")
+        .expect("status annotation");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status is JSON");
+    assert_eq!(status["desired"], 5, "{status}");
+
+    // A user changes the load with kubectl, exactly as documented.
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "--overwrite",
+        "deployment/web",
+        "example.com/load=200",
+    ]);
+    replicas_become(cp, &ns, "deployment", "web", 2).await;
+
+    // Metrics were counted.
+    let text = ctl.metrics.encode();
+    assert!(
+        text.contains("wasmscaler_evaluations_total{result=\"scale\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wasmscaler_scale_writes_total{result=\"down\"}"),
+        "{text}"
+    );
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_mode_reports_but_never_scales() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("shadow").await;
+    cp.apply(&deployment(
+        &ns,
+        "web",
+        2,
+        800,
+        &[("wasmscaler.io/mode", "shadow")],
+    ));
+    let ctl = cp.start_controller(settings(&ns)).await;
+    let note = eventually("a ShadowDecision event", || async {
+        cp.events(&ns, "web")
+            .into_iter()
+            .find(|(r, _)| r == "ShadowDecision")
+            .map(|(_, n)| n)
+    })
+    .await;
+    assert!(note.contains("would scale from 2 to 8"), "{note}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(cp.replicas(&ns, "deployment", "web"), Some(2));
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_annotation_is_reported_and_the_controller_keeps_serving_others() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("bad").await;
+    cp.apply(&deployment(
+        &ns,
+        "broken",
+        3,
+        900,
+        &[("wasmscaler.io/min-replicas", "many")],
+    ));
+    cp.apply(&deployment(
+        &ns,
+        "typo",
+        3,
+        900,
+        &[("wasmscaler.io/polcy", "hpa")],
+    ));
+    cp.apply(&deployment(&ns, "good", 1, 400, &[]));
+    let ctl = cp.start_controller(settings(&ns)).await;
+
+    replicas_become(cp, &ns, "deployment", "good", 4).await;
+    for (name, key) in [
+        ("broken", "wasmscaler.io/min-replicas"),
+        ("typo", "wasmscaler.io/polcy"),
+    ] {
+        let note = eventually(&format!("InvalidAnnotation on {name}"), || async {
+            cp.events(&ns, name)
+                .into_iter()
+                .find(|(r, _)| r == "InvalidAnnotation")
+                .map(|(_, n)| n)
+        })
+        .await;
+        assert!(note.contains(key), "{note}");
+        assert_eq!(cp.replicas(&ns, "deployment", name), Some(3));
+    }
+    // Fixing the annotation is picked up at once.
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "--overwrite",
+        "deployment/broken",
+        "wasmscaler.io/min-replicas=2",
+    ]);
+    replicas_become(cp, &ns, "deployment", "broken", 9).await;
+    assert!(
+        ctl.metrics
+            .encode()
+            .contains("wasmscaler_errors_total{kind=\"annotation\"}")
+    );
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_is_scaled() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("sts").await;
+    cp.apply(&format!(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n  namespace: {ns}\n  annotations:\n    wasmscaler.io/policy: hpa\n    wasmscaler.io/config: '{{targets: [{{signal: load, averageValue: 100}}], signals: {{load: {{value: 300}}}}}}'\n    wasmscaler.io/interval: 1s\n\
+spec:\n  replicas: 1\n  serviceName: db\n  selector:\n    matchLabels: {{app: db}}\n  template:\n    metadata:\n      labels: {{app: db}}\n    spec:\n      containers:\n      - name: db\n        image: registry.invalid/db:1\n"
+    ));
+    let ctl = cp.start_controller(settings(&ns)).await;
+    replicas_become(cp, &ns, "statefulset", "db", 3).await;
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_file_is_hot_reloaded_while_the_controller_runs() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("reload").await;
+    let dir = tempfile::tempdir().expect("policy dir");
+    let file = dir.path().join("mine.wasm");
+    std::fs::write(&file, b"not a wasm component").expect("write");
+    cp.apply(&deployment(
+        &ns,
+        "web",
+        2,
+        600,
+        &[("wasmscaler.io/policy", "file:mine.wasm")],
+    ));
+    let ctl = cp
+        .start_controller(wasmscaler::kube::Settings {
+            policy_dir: Some(dir.path().to_path_buf()),
+            ..settings(&ns)
+        })
+        .await;
+    // A broken file: fail-static (replicas kept), a Warning event.
+    let note = eventually("EvaluationFailed", || async {
+        cp.events(&ns, "web")
+            .into_iter()
+            .find(|(r, _)| r == "EvaluationFailed")
+            .map(|(_, n)| n)
+    })
+    .await;
+    assert!(note.contains("mine.wasm"), "{note}");
+    assert_eq!(cp.replicas(&ns, "deployment", "web"), Some(2));
+
+    // Drop a good component in place: picked up without a restart.
+    let hpa = wasmscaler::runtime::builtins::bytes("hpa").expect("hpa built-in");
+    let tmp = dir.path().join("mine.wasm.tmp");
+    std::fs::write(&tmp, hpa).expect("write");
+    std::fs::rename(&tmp, &file).expect("rename");
+    replicas_become(cp, &ns, "deployment", "web", 6).await;
+    let text = ctl.metrics.encode();
+    assert!(
+        text.contains("wasmscaler_policy_loads_total{outcome=\"loaded\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wasmscaler_policy_loads_total{outcome=\"rejected\"}"),
+        "{text}"
+    );
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_continues_from_persisted_state() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("restart").await;
+    // HPA behavior: 5 min scale-down stabilization. Its memory is guardrail state.
+    cp.apply(&deployment(
+        &ns,
+        "web",
+        1,
+        500,
+        &[(
+            "wasmscaler.io/behavior",
+            "scaleDown: {stabilizationWindowSeconds: 300}",
+        )],
+    ));
+    let first = cp.start_controller(settings(&ns)).await;
+    replicas_become(cp, &ns, "deployment", "web", 5).await;
+    eventually("state annotation written", || async {
+        cp.annotation(&ns, "deployment", "web", "wasmscaler.io/state")
+            .filter(|s| s.contains("recommendations"))
+    })
+    .await;
+    first.shutdown().await;
+
+    // Load drops while no controller runs; the new one must remember the window.
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "--overwrite",
+        "deployment/web",
+        "example.com/load=100",
+    ]);
+    let second = cp.start_controller(settings(&ns)).await;
+    let status = eventually_within(
+        "a decision by the new controller",
+        Duration::from_secs(30),
+        || async {
+            cp.annotation(&ns, "deployment", "web", "wasmscaler.io/status")
+                .filter(|s| s.contains("stabilized"))
+        },
+    )
+    .await;
+    assert!(status.contains("\"desired\":5"), "{status}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        cp.replicas(&ns, "deployment", "web"),
+        Some(5),
+        "scale-down stabilization forgotten"
+    );
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_replicas_only_the_leader_writes() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("leader").await;
+    cp.apply(&deployment(&ns, "web", 1, 300, &[]));
+    let fast = |id: &str| wasmscaler::kube::Settings {
+        identity: id.to_string(),
+        lease_duration: Duration::from_secs(3),
+        lease_retry: Duration::from_millis(500),
+        ..settings(&ns)
+    };
+    let a = cp.start_controller(fast("replica-a")).await;
+    // Let `a` win the Lease before `b` starts.
+    eventually("replica-a leads", || async { a.is_leader().then_some(()) }).await;
+    let b = cp.start_controller(fast("replica-b")).await;
+    replicas_become(cp, &ns, "deployment", "web", 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(a.is_leader() && !b.is_leader());
+    let writers = scale_writers(cp, &ns);
+    assert_eq!(writers, vec!["replica-a".to_string()], "events by {writers:?}");
+    assert!(b.metrics.encode().contains("wasmscaler_leader 0"));
+
+    // The leader goes away: the standby takes over and acts on the next change.
+    a.shutdown().await;
+    eventually("replica-b leads", || async { b.is_leader().then_some(()) }).await;
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "--overwrite",
+        "deployment/web",
+        "example.com/load=700",
+    ]);
+    replicas_become(cp, &ns, "deployment", "web", 7).await;
+    let writers = scale_writers(cp, &ns);
+    assert_eq!(writers, vec!["replica-a".to_string(), "replica-b".to_string()]);
+    b.shutdown().await;
+}
+
+/// Reporting instances of the `Scaled` events in a namespace, sorted and deduplicated.
+fn scale_writers(cp: &ControlPlane, ns: &str) -> Vec<String> {
+    let o = cp.kubectl_ok(&["-n", ns, "get", "events.events.k8s.io", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap_or_default();
+    let mut w: Vec<String> = v["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["reason"] == "Scaled")
+        .filter_map(|e| e["reportingInstance"].as_str().map(String::from))
+        .collect();
+    w.sort();
+    w.dedup();
+    w
+}
