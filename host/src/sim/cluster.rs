@@ -288,6 +288,25 @@ impl Cluster {
         self.refresh(now);
     }
 
+    /// Move up to `n` pods of the default pool into `pool` as they are (the pods the run
+    /// started with, once a policy first places them: no restart).
+    pub fn adopt_default(&mut self, pool: usize, n: u32, now: i64) {
+        let want = n.saturating_sub(self.count_in(pool));
+        let mut moved = 0;
+        for i in 0..self.pods.len() {
+            if moved >= want || pool == 0 {
+                break;
+            }
+            if self.pods[i].pool == 0 {
+                self.pods[i].pool = pool;
+                let at = self.pods[i].scheduled_at.max(now);
+                self.pods[i].interrupt_at = self.interrupt_at(pool, at);
+                moved += 1;
+            }
+        }
+        self.refresh(now);
+    }
+
     /// Scale the whole workload to `n` pods (new pods go to the largest pool).
     pub fn scale_total(&mut self, n: u32, now: i64) {
         let have = self.total();

@@ -367,6 +367,7 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
                         for pr in &outcome.placement {
                             let kind = pool_kind(p, &pr.pool);
                             let idx = cluster.pool(&pr.pool, kind);
+                            cluster.adopt_default(idx, pr.replicas, now);
                             cluster.scale_pool(idx, pr.replicas, now);
                         }
                         // Pods outside the placement's pools (the start) go.
