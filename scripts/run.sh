@@ -8,6 +8,6 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 cargo build --release --locked -q -p wasmscaler
 if [ $# -eq 0 ]; then
-  set -- policy eval hpa --context examples/contexts/hpa-burst.json
+  set -- simulate
 fi
 exec target/release/wasmscaler "$@"
