@@ -276,7 +276,7 @@ async fn thousand_deployments() {
         metric(&text, "wasmscaler_evaluation_duration_seconds_sum")
             / metric(&text, "wasmscaler_evaluation_duration_seconds_count").max(1.0)
             * 1000.0,
-        metric(&text, "wasmscaler_errors_total")
+        metric(&text, "wasmscaler_errors_total") + 0.0
     );
     let _ = child.kill();
     let _ = child.wait();
