@@ -338,3 +338,31 @@ fn scale_writers(cp: &ControlPlane, ns: &str) -> Vec<String> {
     w.dedup();
     w
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_resource_is_scaled_through_its_scale_subresource() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("crd").await;
+    // A CRD with a /scale subresource (like a Volcano Job), and the RBAC rules the
+    // operator adds for it (deploy/rbac.yaml shows them as a comment).
+    cp.apply(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    subresources:\n      status: {}\n      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec: {type: object, properties: {replicas: {type: integer}}}\n          status: {type: object, properties: {replicas: {type: integer}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: wasmscaler-widgets}\nrules:\n- apiGroups: [example.com]\n  resources: [widgets]\n  verbs: [get, list, watch, patch]\n- apiGroups: [example.com]\n  resources: [widgets/scale]\n  verbs: [get, update]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: wasmscaler-widgets}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: wasmscaler-widgets}\nsubjects:\n- {kind: ServiceAccount, name: wasmscaler, namespace: wasmscaler-system}\n",
+    );
+    cp.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+        "--timeout=30s",
+    ]);
+    cp.apply(&format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: {ns}\n  annotations:\n    wasmscaler.io/policy: hpa\n    wasmscaler.io/interval: 1s\n    wasmscaler.io/config: '{{targets: [{{signal: load, averageValue: 100}}], signals: {{load: {{value: 400}}}}}}'\nspec:\n  replicas: 1\n"
+    ));
+    let ctl = cp
+        .start_controller(wasmscaler::kube::Settings {
+            extra_kinds: vec!["example.com/v1/Widget".into()],
+            ..settings(&ns)
+        })
+        .await;
+    replicas_become(cp, &ns, "widget", "w", 4).await;
+    ctl.shutdown().await;
+}
