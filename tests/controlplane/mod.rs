@@ -409,6 +409,17 @@ impl ControlPlane {
     }
 }
 
+impl Drop for ControlPlane {
+    /// A control plane owned by a test (not [`ControlPlane::shared`]) stops with it.
+    fn drop(&mut self) {
+        self.stop_apiserver();
+        if let Some(mut c) = self.etcd.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Controller settings for a test: only `ns` is watched, a fast tick, the leader Lease
 /// in the system namespace, no HTTP server unless asked.
 pub fn settings(ns: &str) -> wasmscaler::kube::Settings {
