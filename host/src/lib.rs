@@ -12,3 +12,4 @@ pub mod core;
 pub mod kube;
 pub mod runtime;
 pub mod sim;
+pub mod signals;

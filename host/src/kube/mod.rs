@@ -12,8 +12,10 @@
 
 pub mod cli;
 pub mod http;
+pub mod jobs;
 pub mod leader;
 pub mod metrics;
+pub mod pools;
 pub mod reconcile;
 pub mod signals_api;
 

@@ -1,0 +1,121 @@
+//! Plugging the signal sources and the special actuators into the controller.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::gather::{PrometheusGatherer, RedisGatherer};
+use super::kube_objects::KubeObjectsGatherer;
+use super::prometheus::{PromError, Prometheus};
+use crate::core::{Outcome, WorkloadSpec};
+use crate::kube::signals_api::{Actuated, Actuator, Gatherers, TargetRef};
+use crate::kube::{Extensions, jobs, pools};
+
+/// Jobs for CronJob workloads (queue-job), the pool split for placements (spot-fallback).
+pub struct SignalsActuator {
+    client: kube::Client,
+}
+
+impl SignalsActuator {
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl Actuator for SignalsActuator {
+    fn actuate<'a>(
+        &'a self,
+        target: &'a TargetRef,
+        _spec: &'a WorkloadSpec,
+        outcome: &'a Outcome,
+        dry_run: bool,
+    ) -> BoxFuture<'a, Result<Actuated, String>> {
+        Box::pin(async move {
+            if target.kind == "CronJob" {
+                let n = outcome.jobs.unwrap_or(0);
+                let done = jobs::actuate(&self.client, &target.namespace, &target.name, n, dry_run)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut summary = match (dry_run, done.created.len()) {
+                    (_, 0) => String::new(),
+                    (true, k) => format!("would create {k} Jobs from cronjob/{}", target.name),
+                    (false, k) => format!(
+                        "created {k} Jobs from cronjob/{}: {}",
+                        target.name,
+                        done.created.join(", ")
+                    ),
+                };
+                if !done.deleted.is_empty() {
+                    if !summary.is_empty() {
+                        summary.push_str("; ");
+                    }
+                    summary.push_str(&format!(
+                        "deleted {} finished Jobs beyond the history limits",
+                        done.deleted.len()
+                    ));
+                }
+                return Ok(Actuated {
+                    scaled: true,
+                    summary,
+                });
+            }
+            if !outcome.placement.is_empty() {
+                return match pools::actuate(&self.client, target, &outcome.placement, dry_run).await {
+                    Ok(lines) if lines.is_empty() => Ok(Actuated {
+                        scaled: true,
+                        summary: String::new(),
+                    }),
+                    Ok(lines) => Ok(Actuated {
+                        scaled: true,
+                        summary: format!(
+                            "{} pools: {}",
+                            if dry_run { "would scale" } else { "scaled" },
+                            lines.join(", ")
+                        ),
+                    }),
+                    Err(errors) => Err(errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")),
+                };
+            }
+            Ok(Actuated::default())
+        })
+    }
+
+    fn current_replicas<'a>(&'a self, target: &'a TargetRef) -> BoxFuture<'a, Option<(u32, u32)>> {
+        Box::pin(async move {
+            if target.kind == "CronJob" {
+                let c = jobs::count(
+                    &self.client,
+                    &target.namespace,
+                    &target.name,
+                    target.uid.as_deref(),
+                )
+                .await
+                .ok()?;
+                return Some((c.running + c.pending, c.running));
+            }
+            pools::current(&self.client, target).await
+        })
+    }
+}
+
+/// The controller's extensions with every signal source and actuator of this module:
+/// kinds `prometheus` (default server `prometheus_url`), `redis`, `kubernetes`, and the
+/// Job / pool actuator.
+pub fn extensions(client: kube::Client, prometheus_url: Option<String>) -> Result<Extensions, PromError> {
+    let mut gatherers = Gatherers::default();
+    gatherers.register(
+        "prometheus",
+        Arc::new(PrometheusGatherer::new(Prometheus::new(prometheus_url)?)),
+    );
+    gatherers.register("redis", Arc::new(RedisGatherer::new()));
+    gatherers.register("kubernetes", Arc::new(KubeObjectsGatherer::new(client.clone())));
+    Ok(Extensions {
+        gatherers,
+        actuator: Arc::new(SignalsActuator::new(client)),
+        registry: None,
+    })
+}

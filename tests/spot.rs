@@ -1,0 +1,197 @@
+//! spot-fallback end to end on a real kube-apiserver: the placement lands on the pool
+//! variants through /scale; Pending spot pods move replicas to on-demand; interruption
+//! taints on spot nodes become `spot-interruptions` events.
+//!
+//! The controller runs with the admin client here: the RBAC rules for pods/nodes are
+//! requested from deploy/rbac.yaml's owner (see /work/shared/NOTE-sig-to-ctl.md).
+
+#[path = "controlplane/mod.rs"]
+mod controlplane;
+
+use std::collections::BTreeMap;
+
+use controlplane::{ControlPlane, eventually, settings};
+use wasmscaler::kube::signals_api::{SignalGatherer, TargetRef};
+use wasmscaler::signals::kube_objects::KubeObjectsGatherer;
+use wasmscaler_sdk::SignalRequest;
+
+fn deployment(ns: &str, name: &str, replicas: u32, capacity: Option<&str>, annotations: &str) -> String {
+    let selector = capacity
+        .map(|c| format!("      nodeSelector: {{karpenter.sh/capacity-type: {c}}}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n{annotations}\
+spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n{selector}      containers:\n      - name: web\n        image: registry.invalid/web:1\n"
+    )
+}
+
+const WEB: &str = r#"    wasmscaler.io/policy: spot-fallback
+    wasmscaler.io/interval: 1s
+    wasmscaler.io/max-replicas: "20"
+    wasmscaler.io/config: |
+      averageValue: 100
+      pendingTimeout: 2s
+      signals:
+        load: {value: 1000}
+        spot-pending-pods: {kubernetes: {count: pendingPods, capacityType: spot}}
+        spot-pending-seconds: {kubernetes: {count: pendingSeconds, capacityType: spot}}
+"#;
+
+fn pod(ns: &str, name: &str, app: &str, node: Option<&str>, capacity: &str) -> String {
+    let node = node.map(|n| format!("  nodeName: {n}\n")).unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: {app}}}\nspec:\n{node}  nodeSelector: {{karpenter.sh/capacity-type: {capacity}}}\n  containers:\n  - name: web\n    image: registry.invalid/web:1\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("spot").await;
+    cp.apply(&deployment(&ns, "web-spot", 0, Some("spot"), "    {}\n"));
+    cp.apply(&deployment(
+        &ns,
+        "web-on-demand",
+        0,
+        Some("on-demand"),
+        "    {}\n",
+    ));
+    cp.apply(&deployment(&ns, "web", 0, None, WEB));
+    let admin = cp.admin_client().await;
+    let ext = wasmscaler::signals::extensions(admin.clone(), None).expect("extensions");
+    let ctl = wasmscaler::kube::start(admin.clone(), settings(&ns), ext)
+        .await
+        .expect("controller starts");
+
+    // load 1000 at 100 per replica = 10: 30 % on-demand floor = 3, spot 7.
+    eventually("web-spot 7, web-on-demand 3", || async {
+        (cp.replicas(&ns, "deployment", "web-spot") == Some(7)
+            && cp.replicas(&ns, "deployment", "web-on-demand") == Some(3))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(
+        cp.replicas(&ns, "deployment", "web"),
+        Some(0),
+        "the annotated Deployment only holds the policy"
+    );
+
+    // 4 spot pods stay Pending (no scheduler here, so they really do) longer than
+    // pendingTimeout: those 4 move to on-demand.
+    for i in 0..4 {
+        cp.apply(&pod(&ns, &format!("web-spot-{i}"), "web-spot", None, "spot"));
+    }
+    eventually("4 replicas moved to on-demand", || async {
+        (cp.replicas(&ns, "deployment", "web-spot") == Some(3)
+            && cp.replicas(&ns, "deployment", "web-on-demand") == Some(7))
+        .then_some(())
+    })
+    .await;
+    eventually("an Event naming the pool change", || async {
+        cp.events(&ns, "web")
+            .iter()
+            .any(|(_, n)| n.contains("spot web-spot 7->3") && n.contains("on-demand web-on-demand 3->7"))
+            .then_some(())
+    })
+    .await;
+
+    // A missing variant is reported by name.
+    cp.kubectl_ok(&["-n", &ns, "delete", "deployment", "web-on-demand"]);
+    eventually("an error naming the missing variant", || async {
+        cp.events(&ns, "web")
+            .iter()
+            .any(|(r, n)| r == "ActuationFailed" && n.contains("web-on-demand"))
+            .then_some(())
+    })
+    .await;
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interruption_taints_and_capacity_types_are_read_from_nodes_and_pods() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("spot-signals").await;
+    let admin = cp.admin_client().await;
+    let suffix = ns.clone();
+    // Two spot nodes (one being interrupted) and one on-demand node.
+    let node = |name: &str, capacity: &str, taint: bool| {
+        let taints = if taint {
+            "  taints:\n  - {key: karpenter.sh/disruption, value: disrupting, effect: NoSchedule}\n"
+        } else {
+            ""
+        };
+        format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}-{suffix}\n  labels: {{karpenter.sh/capacity-type: {capacity}}}\nspec:\n{taints}"
+        )
+    };
+    cp.apply(&node("spot-a", "spot", true));
+    cp.apply(&node("spot-b", "spot", false));
+    cp.apply(&node("od-a", "on-demand", false));
+    // Bound pods: 2 on the interrupted node, 1 on the healthy spot node, 1 on on-demand
+    // (its own nodeSelector says spot, but the node's label wins), 1 unbound spot pod.
+    let on = |n: &str| format!("{n}-{suffix}");
+    cp.apply(&pod(&ns, "p1", "web", Some(&on("spot-a")), "spot"));
+    cp.apply(&pod(&ns, "p2", "web", Some(&on("spot-a")), "spot"));
+    cp.apply(&pod(&ns, "p3", "web", Some(&on("spot-b")), "spot"));
+    cp.apply(&pod(&ns, "p4", "web", Some(&on("od-a")), "spot"));
+    cp.apply(&pod(&ns, "p5", "web", None, "spot"));
+    cp.apply(&pod(&ns, "other", "db", Some(&on("spot-a")), "spot"));
+
+    let target = TargetRef {
+        namespace: ns.clone(),
+        kind: "Deployment".into(),
+        api_version: "apps/v1".into(),
+        name: "web".into(),
+        uid: None,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        pod_selector: Some("app=web".into()),
+        replicas: 5,
+        ready_replicas: 0,
+    };
+    let g = KubeObjectsGatherer::new(admin.clone());
+    let interruptions = serde_json::json!({"kubernetes": {"count": "interruptions", "capacityType": "spot"}});
+    let spot_pods = serde_json::json!({"kubernetes": {"count": "pods", "capacityType": "spot"}});
+    let od_pods = serde_json::json!({"kubernetes": {"count": "pods", "capacityType": "on-demand"}});
+    let pending = serde_json::json!({"kubernetes": "pendingPods"});
+    let plan = vec![
+        (
+            SignalRequest::window("spot-interruptions", 3_600_000, ""),
+            Some(&interruptions),
+        ),
+        (SignalRequest::latest("spot-pods", ""), Some(&spot_pods)),
+        (SignalRequest::latest("on-demand-pods", ""), Some(&od_pods)),
+        (SignalRequest::latest("pending", ""), Some(&pending)),
+    ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let got = g.gather(&target, &plan, now).await;
+    assert!(got.errors.is_empty(), "{:?}", got.errors);
+    let sig = |n: &str| got.signals.iter().find(|s| s.name == n).cloned().expect(n);
+    let events = sig("spot-interruptions").samples;
+    assert_eq!(events.len(), 1, "one interrupted node: {events:?}");
+    assert_eq!(events[0].value, 2.0, "two of the workload's pods on it");
+    assert_eq!(
+        sig("spot-pods").samples[0].value,
+        4.0,
+        "p1 p2 p3 on spot nodes + p5 asking for spot"
+    );
+    assert_eq!(sig("on-demand-pods").samples[0].value, 1.0);
+    assert_eq!(
+        sig("pending").samples[0].value,
+        5.0,
+        "no kubelet: every pod is Pending"
+    );
+
+    // The event is remembered at the same time on the next evaluation, not duplicated.
+    let again = g.gather(&target, &plan, now + 5_000).await;
+    let events2 = again
+        .signals
+        .iter()
+        .find(|s| s.name == "spot-interruptions")
+        .map(|s| s.samples.clone())
+        .unwrap_or_default();
+    assert_eq!(events2, events);
+}
