@@ -2,7 +2,7 @@
 # Installs what the test suite needs on a fresh machine, idempotently:
 #  - the wasm32-wasip2 Rust target (policies are compiled to it);
 #  - Debian's prometheus and redis-server (real servers for the signal tests);
-#  - kubectl (the machine's own if present, else Debian's kubernetes-client);
+#  - kubectl (the machine's own if present, else Debian's kubernetes-client), openssl;
 #  - kube-apiserver and etcd built from their Go modules (scripts/build-control-plane.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +15,7 @@ need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)   # the control-plane test harness makes its certificates
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
