@@ -36,8 +36,7 @@ metadata:
       scalingStrategy: {{strategy: default}}
       signals:
         queue-length: {{redis: {{url: '{redis_url}', list: {name}}}}}
-        running-jobs: {{kubernetes: runningJobs}}
-        pending-jobs: {{kubernetes: pendingJobs}}
+        # running-jobs / pending-jobs: counted from this CronJob's Jobs without a mapping
 spec:
   schedule: "@hourly"
   suspend: {suspend}

@@ -33,8 +33,7 @@ const WEB: &str = r#"    wasmscaler.io/policy: spot-fallback
       pendingTimeout: 2s
       signals:
         load: {value: 1000}
-        spot-pending-pods: {kubernetes: {count: pendingPods, capacityType: spot}}
-        spot-pending-seconds: {kubernetes: {count: pendingSeconds, capacityType: spot}}
+        # spot-pending-pods / -seconds: the web-spot variant's Pending pods, no mapping needed
 "#;
 
 fn pod(ns: &str, name: &str, app: &str, node: Option<&str>, capacity: &str) -> String {

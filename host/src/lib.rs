@@ -11,5 +11,5 @@ pub mod cli;
 pub mod core;
 pub mod kube;
 pub mod runtime;
-pub mod sim;
 pub mod signals;
+pub mod sim;

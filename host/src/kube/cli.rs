@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// Workloads reconciled in parallel.
     #[arg(long, default_value_t = 8)]
     pub concurrency: u16,
+    /// Prometheus server for `prometheus` signal sources that name no `server`
+    /// (e.g. http://prometheus.monitoring:9090).
+    #[arg(long, env = "WASMSCALER_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
@@ -107,12 +111,14 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
         concurrency: args.concurrency,
     };
     tracing::info!(?settings, "starting controller");
-    let running = super::start(client, settings, Extensions::default())
-        .await
-        .map_err(|e| match e {
-            super::StartError::Kind(..) | super::StartError::PolicyWatch(..) => Failure::usage(e),
-            other => Failure::runtime(other),
-        })?;
+    // Signal sources (prometheus, redis, kubernetes) and the Job / pool actuator.
+    let ext: Extensions = crate::signals::extensions(client.clone(), args.prometheus_url.clone())
+        .context("cannot set up the signal sources")
+        .map_err(Failure::Runtime)?;
+    let running = super::start(client, settings, ext).await.map_err(|e| match e {
+        super::StartError::Kind(..) | super::StartError::PolicyWatch(..) => Failure::usage(e),
+        other => Failure::runtime(other),
+    })?;
     if let Some(a) = running.metrics_addr {
         tracing::info!(addr = %a, "serving /metrics, /healthz, /readyz");
     }

@@ -124,6 +124,11 @@ impl Gatherers {
         self.by_kind.insert(kind.to_string(), gatherer);
     }
 
+    /// Replace the gatherer of signals without a source spec (default: [`WorkloadFacts`]).
+    pub fn set_facts(&mut self, gatherer: Arc<dyn SignalGatherer>) {
+        self.facts = gatherer;
+    }
+
     pub fn kinds(&self) -> Vec<String> {
         let mut k: Vec<String> = self.by_kind.keys().cloned().collect();
         k.sort();

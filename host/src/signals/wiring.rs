@@ -103,8 +103,8 @@ impl Actuator for SignalsActuator {
 }
 
 /// The controller's extensions with every signal source and actuator of this module:
-/// kinds `prometheus` (default server `prometheus_url`), `redis`, `kubernetes`, and the
-/// Job / pool actuator.
+/// kinds `prometheus` (default server `prometheus_url`), `redis`, `kubernetes`, default
+/// sources for the standard queue/spot names, and the Job / pool actuator.
 pub fn extensions(client: kube::Client, prometheus_url: Option<String>) -> Result<Extensions, PromError> {
     let mut gatherers = Gatherers::default();
     gatherers.register(
@@ -113,6 +113,9 @@ pub fn extensions(client: kube::Client, prometheus_url: Option<String>) -> Resul
     );
     gatherers.register("redis", Arc::new(RedisGatherer::new()));
     gatherers.register("kubernetes", Arc::new(KubeObjectsGatherer::new(client.clone())));
+    // Signals without a source spec: running-jobs / pending-jobs of a CronJob, spot-* of a
+    // spot-fallback workload; every other name stays with the reconciler's WorkloadFacts.
+    gatherers.set_facts(Arc::new(KubeObjectsGatherer::with_facts_fallback(client.clone())));
     Ok(Extensions {
         gatherers,
         actuator: Arc::new(SignalsActuator::new(client)),
