@@ -2,8 +2,8 @@
 //! queue-job policy -> Jobs created from a suspended CronJob's jobTemplate on a real
 //! kube-apiserver, pending Jobs counted (no duplicates), history limits honoured.
 //!
-//! The controller runs with the admin client here: the RBAC rules for cronjobs/jobs/pods/
-//! nodes are requested from deploy/rbac.yaml's owner (see /work/shared/NOTE-sig-to-ctl.md).
+//! The controller runs as the service account bound by deploy/rbac.yaml, so a missing RBAC
+//! rule fails here.
 
 #[path = "controlplane/mod.rs"]
 mod controlplane;
@@ -113,11 +113,13 @@ async fn redis_items_become_jobs_from_the_cronjob_template() {
     let redis = RedisServer::start();
     cp.apply(&cronjob(&ns, "thumbs", &redis.url, true));
     let admin = cp.admin_client().await;
+    // The controller runs as the service account bound by deploy/rbac.yaml.
+    let controller = cp.controller_client().await;
 
     let mut s = settings(&ns);
     s.extra_kinds = vec!["batch/v1/CronJob".into()];
-    let ext = wasmscaler::signals::extensions(admin.clone(), None).expect("extensions");
-    let ctl = wasmscaler::kube::start(admin.clone(), s, ext)
+    let ext = wasmscaler::signals::extensions(controller.clone(), None).expect("extensions");
+    let ctl = wasmscaler::kube::start(controller.clone(), s, ext)
         .await
         .expect("controller starts");
 

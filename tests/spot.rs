@@ -2,8 +2,8 @@
 //! variants through /scale; Pending spot pods move replicas to on-demand; interruption
 //! taints on spot nodes become `spot-interruptions` events.
 //!
-//! The controller runs with the admin client here: the RBAC rules for pods/nodes are
-//! requested from deploy/rbac.yaml's owner (see /work/shared/NOTE-sig-to-ctl.md).
+//! The controller and the gatherer run as the service account bound by deploy/rbac.yaml,
+//! so a missing RBAC rule fails here.
 
 #[path = "controlplane/mod.rs"]
 mod controlplane;
@@ -56,9 +56,10 @@ async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
         "    {}\n",
     ));
     cp.apply(&deployment(&ns, "web", 0, None, WEB));
-    let admin = cp.admin_client().await;
-    let ext = wasmscaler::signals::extensions(admin.clone(), None).expect("extensions");
-    let ctl = wasmscaler::kube::start(admin.clone(), settings(&ns), ext)
+    // The controller runs as the service account bound by deploy/rbac.yaml.
+    let controller = cp.controller_client().await;
+    let ext = wasmscaler::signals::extensions(controller.clone(), None).expect("extensions");
+    let ctl = wasmscaler::kube::start(controller.clone(), settings(&ns), ext)
         .await
         .expect("controller starts");
 
@@ -110,7 +111,8 @@ async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
 async fn interruption_taints_and_capacity_types_are_read_from_nodes_and_pods() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("spot-signals").await;
-    let admin = cp.admin_client().await;
+    // The controller runs as the service account bound by deploy/rbac.yaml.
+    let controller = cp.controller_client().await;
     let suffix = ns.clone();
     // Two spot nodes (one being interrupted) and one on-demand node.
     let node = |name: &str, capacity: &str, taint: bool| {
@@ -148,7 +150,7 @@ async fn interruption_taints_and_capacity_types_are_read_from_nodes_and_pods() {
         replicas: 5,
         ready_replicas: 0,
     };
-    let g = KubeObjectsGatherer::new(admin.clone());
+    let g = KubeObjectsGatherer::new(controller.clone());
     let interruptions = serde_json::json!({"kubernetes": {"count": "interruptions", "capacityType": "spot"}});
     let spot_pods = serde_json::json!({"kubernetes": {"count": "pods", "capacityType": "spot"}});
     let od_pods = serde_json::json!({"kubernetes": {"count": "pods", "capacityType": "on-demand"}});
