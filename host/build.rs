@@ -1,10 +1,12 @@
 //! Compiles the standard policies (and the hpa-target example, served as the `hpa`
-//! built-in) to wasm32-wasip2 components and embeds them. A nested cargo build with its
-//! own target directory (`target/guests`) so it never waits on the outer build's lock.
+//! built-in) to wasm32-wasip2 components and embeds them (`build-support/guests.rs`: a
+//! nested cargo build with its own target directory, `target/guests`).
 //! Set WASMSCALER_GUEST_DIR to a directory of prebuilt `<crate>.wasm` files to skip it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+#[path = "../build-support/guests.rs"]
+mod guests;
 
 /// (built-in name, package, wasm file stem)
 const GUESTS: &[(&str, &str, &str)] = &[
@@ -33,6 +35,7 @@ fn main() {
         "sdk/Cargo.toml",
         "policies",
         "examples/hpa-target",
+        "build-support",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
@@ -62,36 +65,6 @@ fn main() {
 }
 
 fn build_guests(root: &Path) -> PathBuf {
-    let target_dir = root.join("target").join("guests");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args([
-            "build",
-            "--quiet",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "guest",
-        ])
-        .env("CARGO_TARGET_DIR", &target_dir);
-    for (_, package, _) in GUESTS {
-        cmd.args(["-p", package]);
-    }
-    // The outer build's flags and wrappers (clippy, coverage) are for the host, not guests.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-    ] {
-        cmd.env_remove(var);
-    }
-    let status = cmd.status().expect("run cargo to build the guest policies");
-    assert!(
-        status.success(),
-        "building the guest policies failed (is the target installed? `rustup target add wasm32-wasip2`)"
-    );
-    target_dir.join("wasm32-wasip2").join("guest")
+    let packages: Vec<&str> = GUESTS.iter().map(|(_, package, _)| *package).collect();
+    guests::build(root, &packages)
 }

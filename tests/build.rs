@@ -2,7 +2,9 @@
 //! tells the tests where they are.
 
 use std::path::PathBuf;
-use std::process::Command;
+
+#[path = "../build-support/guests.rs"]
+mod guests;
 
 const FIXTURES: &[(&str, &str)] = &[("hostile", "hostile"), ("wrong-world", "wrong_world")];
 
@@ -14,37 +16,9 @@ fn main() {
         .to_path_buf();
     println!("cargo:rerun-if-changed={}", manifest.join("components").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    let target_dir = root.join("target").join("guests");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "guest",
-        ])
-        .env("CARGO_TARGET_DIR", &target_dir);
-    for (package, _) in FIXTURES {
-        cmd.args(["-p", package]);
-    }
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-    ] {
-        cmd.env_remove(var);
-    }
-    let status = cmd.status().expect("run cargo to build the test components");
-    assert!(
-        status.success(),
-        "building the test components failed (`rustup target add wasm32-wasip2`?)"
-    );
-    let out = target_dir.join("wasm32-wasip2").join("guest");
+    println!("cargo:rerun-if-changed={}", root.join("build-support").display());
+    let packages: Vec<&str> = FIXTURES.iter().map(|(package, _)| *package).collect();
+    let out = guests::build(&root, &packages);
     for (_, stem) in FIXTURES {
         let key = stem.to_uppercase();
         println!(

@@ -124,28 +124,31 @@ impl LoadedPolicy {
         }
     }
 
-    fn fresh_store(
+    /// A fresh Store with this policy instantiated in it, and when the call started (the
+    /// deadline and any error's elapsed time count from here).
+    fn instantiate(
         &self,
         now_ms: i64,
         history: Option<Arc<dyn HistorySource>>,
-    ) -> wasmtime::Store<HostState> {
-        sandbox::new_store(
+    ) -> Result<(wasmtime::Store<HostState>, v1::Policy, Instant), EvalError> {
+        let started = Instant::now();
+        let mut store = sandbox::new_store(
             &self.engine,
             self.limits,
             now_ms,
             history,
             self.log_target.clone(),
-        )
-    }
-
-    /// Run `describe()` in a fresh sandbox.
-    pub fn describe(&self) -> Result<PolicyInfo, EvalError> {
-        let started = Instant::now();
-        let mut store = self.fresh_store(0, None);
+        );
         let instance = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| setup_error(e, &store, self.limits, started))?;
+        Ok((store, instance, started))
+    }
+
+    /// Run `describe()` in a fresh sandbox.
+    pub fn describe(&self) -> Result<PolicyInfo, EvalError> {
+        let (mut store, instance, started) = self.instantiate(0, None)?;
         let info = instance
             .call_describe(&mut store)
             .map_err(|e| sandbox::classify(e, &store, self.limits, started))?;
@@ -154,12 +157,7 @@ impl LoadedPolicy {
 
     /// Run `validate-config(config)` in a fresh sandbox.
     pub fn validate_config(&self, config_json: &str) -> Result<(), EvalError> {
-        let started = Instant::now();
-        let mut store = self.fresh_store(0, None);
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| setup_error(e, &store, self.limits, started))?;
+        let (mut store, instance, started) = self.instantiate(0, None)?;
         instance
             .call_validate_config(&mut store, config_json)
             .map_err(|e| sandbox::classify(e, &store, self.limits, started))?
@@ -173,24 +171,14 @@ impl LoadedPolicy {
         ctx: &Context,
         history: Option<Arc<dyn HistorySource>>,
     ) -> Result<Decision, EvalError> {
-        let started = Instant::now();
-        let mut store = self.fresh_store(ctx.now_ms, history);
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| setup_error(e, &store, self.limits, started))?;
+        let (mut store, instance, started) = self.instantiate(ctx.now_ms, history)?;
         call_evaluate(&instance, &mut store, ctx, self.limits, started)
     }
 
     /// An instance kept alive for one workload: ~5x cheaper per call than a fresh Store,
     /// at the price of the guest's heap surviving between calls. Discarded after any error.
     pub fn reusable(&self) -> Result<ReusableInstance, EvalError> {
-        let started = Instant::now();
-        let mut store = self.fresh_store(0, None);
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| setup_error(e, &store, self.limits, started))?;
+        let (store, instance, _) = self.instantiate(0, None)?;
         Ok(ReusableInstance {
             store,
             instance,
