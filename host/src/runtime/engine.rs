@@ -51,12 +51,14 @@ pub fn build(settings: &EngineSettings) -> Result<Arc<Engine>, RuntimeError> {
     pool.max_tables_per_component(4);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Arc::new(Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?);
-    start_epoch_ticker(Arc::downgrade(&engine));
+    // Without the ticker deadlines never fire: no engine rather than one that can hang.
+    start_epoch_ticker(Arc::downgrade(&engine))
+        .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker thread: {e}")))?;
     Ok(engine)
 }
 
-fn start_epoch_ticker(engine: Weak<Engine>) {
-    let spawned = thread::Builder::new()
+fn start_epoch_ticker(engine: Weak<Engine>) -> std::io::Result<()> {
+    thread::Builder::new()
         .name("wasmscaler-epoch".into())
         .spawn(move || {
             while let Some(engine) = engine.upgrade() {
@@ -64,10 +66,6 @@ fn start_epoch_ticker(engine: Weak<Engine>) {
                 drop(engine);
                 thread::sleep(EPOCH_TICK);
             }
-        });
-    if let Err(e) = spawned {
-        // Without the ticker deadlines never fire; refuse to run rather than hang later.
-        tracing::error!(error = %e, "cannot start the epoch ticker thread");
-        std::process::abort();
-    }
+        })?;
+    Ok(())
 }
