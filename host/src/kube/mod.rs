@@ -186,8 +186,16 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
             let rt =
                 Runtime::new(settings.cache_dir.clone()).map_err(|e| StartError::Runtime(e.to_string()))?;
             let reg = Registry::new(rt, settings.policy_dir.clone());
+            // Compile the built-ins and the policy directory here, on a blocking thread, so
+            // that no reconcile ever compiles a component on the async runtime.
             let r2 = reg.clone();
-            let _ = tokio::task::spawn_blocking(move || r2.scan()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                for (name, e) in r2.load_builtins() {
+                    tracing::error!(policy = %name, error = %e, "built-in policy failed to load");
+                }
+                r2.scan()
+            })
+            .await;
             reg
         }
     };
