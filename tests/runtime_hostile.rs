@@ -192,9 +192,19 @@ fn many_concurrent_hostile_calls_do_not_starve_healthy_ones() {
 
 #[test]
 fn guest_clocks_and_randomness_are_deterministic() {
-    // Two evaluations of the same context give byte-identical decisions, state included.
-    let (p, ctx) = healthy();
+    // The guest reads the wall clock and hashes with a WASI-seeded RandomState.
+    let p = hostile(Limits::default());
+    let ctx = mode("entropy");
     let a = p.evaluate(&ctx, None).unwrap();
     let b = p.evaluate(&ctx, None).unwrap();
-    assert_eq!(a, b);
+    let (clock, _hash) = a.reason.split_once(' ').unwrap();
+    assert_eq!(
+        clock,
+        ctx.now_ms.to_string(),
+        "the wall clock reads the evaluation's now"
+    );
+    assert_eq!(a.reason, b.reason, "same context, same randomness");
+    // And a healthy policy's decision is byte-identical too.
+    let (h, hctx) = healthy();
+    assert_eq!(h.evaluate(&hctx, None).unwrap(), h.evaluate(&hctx, None).unwrap());
 }

@@ -1,6 +1,6 @@
 //! A deliberately hostile policy, written against the raw bindings (no SDK guard rails).
 //! `config` is the name of the misbehaviour: ok, loop, alloc, panic, stack (shadow stack
-//! in linear memory), deep (the wasm call stack), huge,
+//! in linear memory), deep (the wasm call stack), entropy (clock + random), huge,
 //! nan-metric, bad-placement, huge-state, log-spam, slow (busy for ~30 ms, then ok).
 #![cfg(target_arch = "wasm32")]
 
@@ -82,6 +82,17 @@ impl Guest for Hostile {
                 Ok(ok(&ctx, &format!("{n}")))
             }
             "deep" => Ok(ok(&ctx, &format!("{}", deep(0)))),
+            "entropy" => {
+                // What a guest sees of the wall clock and of WASI randomness (std seeds
+                // HashMap keys from it): the host must make both reproducible.
+                use std::hash::BuildHasher;
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0);
+                let hash = std::collections::hash_map::RandomState::new().hash_one(42u64);
+                Ok(ok(&ctx, &format!("{ms} {hash}")))
+            }
             "huge" => {
                 // What `f64::INFINITY as u32` gives: u32::MAX.
                 let wanted = std::hint::black_box(f64::INFINITY);
