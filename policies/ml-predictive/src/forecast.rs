@@ -203,6 +203,8 @@ pub enum Model {
     Mstl(Vec<usize>),
     /// AutoETS on the raw series, after MSTL failed with this message.
     Ets(String),
+    /// The value one period (samples) earlier: the baseline a forecaster must beat.
+    SeasonalNaive(usize),
 }
 
 impl std::fmt::Display for Model {
@@ -213,6 +215,7 @@ impl std::fmt::Display for Model {
                 write!(f, "MSTL[{}]+ETS", p.join(","))
             }
             Model::Ets(_) => write!(f, "ETS (MSTL failed)"),
+            Model::SeasonalNaive(p) => write!(f, "seasonal-naive[{p}]"),
         }
     }
 }
@@ -284,6 +287,21 @@ pub fn fit_forecast_with(
         return Err("forecast has non-finite values".into());
     }
     Ok((points.into_iter().map(|v| v.max(0.0)).collect(), model))
+}
+
+/// The seasonal-naive forecast: each of the `n_ahead` values is the value one daily period
+/// (`p.periods[0]` samples) before it, repeating the last period beyond one period ahead.
+pub fn seasonal_naive(p: &Prepared, n_ahead: usize) -> Result<(Vec<f64>, Model), String> {
+    let period = p.periods.first().copied().unwrap_or(0);
+    let n = p.values.len();
+    if period == 0 || n < period {
+        return Err(format!(
+            "seasonal-naive needs one period ({period} samples), history has {n}"
+        ));
+    }
+    let last_period = &p.values[n - period..];
+    let points = (0..n_ahead).map(|k| last_period[k % period].max(0.0)).collect();
+    Ok((points, Model::SeasonalNaive(period)))
 }
 
 /// Piecewise-linear forecast curve through `(origin, origin_value)` and

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use wasmscaler_sdk::math::ceil_u32;
 use wasmscaler_sdk::prelude::*;
 
-use crate::forecast::{Curve, fit_forecast, fmt_duration, prepare};
+use crate::forecast::{Curve, fit_forecast, fmt_duration, prepare, seasonal_naive};
 
 /// A duration in milliseconds, written `"250ms"`, `"90s"`, `"15m"`, `"1h"`, `"7d"`, or a
 /// plain number of seconds.
@@ -113,6 +113,18 @@ pub struct Config {
     /// load. `0s`: the latest sample only. At most 5m.
     #[serde(default = "default_peak_window")]
     pub peak_window: Duration,
+    /// The forecaster: `mstl` (MSTL + AutoETS trend, ETS fallback) or `seasonal-naive`
+    /// (the load one day earlier; the baseline, cheap and model-free).
+    #[serde(default)]
+    pub model: ForecastModel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForecastModel {
+    #[default]
+    Mstl,
+    SeasonalNaive,
 }
 
 fn default_peak_window() -> Duration {
@@ -177,6 +189,7 @@ impl Default for Config {
             max_level_ratio: default_max_level_ratio(),
             trend_window: default_trend_window(),
             peak_window: default_peak_window(),
+            model: ForecastModel::default(),
         }
     }
 }
@@ -192,7 +205,7 @@ pub const MAX_HISTORY_SAMPLES: i64 = 20_000;
 pub struct Cached {
     /// When it was fitted (ctx.now_ms).
     pub fitted_at_ms: i64,
-    /// Which config it was fitted for (signal, window, step).
+    /// Which config it was fitted for (signal, window, step, model).
     pub key: String,
     /// Newest history sample the fit used, and its value: the curve's first knot.
     pub origin_ms: i64,
@@ -220,7 +233,10 @@ fn cfg_err(key: &str, msg: impl std::fmt::Display) -> PolicyError {
 }
 
 fn cache_key(cfg: &Config) -> String {
-    format!("{}|{}|{}", cfg.signal, cfg.history_window.0, cfg.history_step.0)
+    format!(
+        "{}|{}|{}|{:?}",
+        cfg.signal, cfg.history_window.0, cfg.history_step.0, cfg.model
+    )
 }
 
 /// What the history gave: a forecast curve, or why not.
@@ -318,7 +334,11 @@ impl MlPredictive {
             step_ms: p.step_ms,
             ..Cached::default()
         };
-        match fit_forecast(&p, n) {
+        let fitted = match cfg.model {
+            ForecastModel::Mstl => fit_forecast(&p, n),
+            ForecastModel::SeasonalNaive => seasonal_naive(&p, n),
+        };
+        match fitted {
             Ok((points, model)) => Ok(Cached {
                 points,
                 model: format!(

@@ -315,3 +315,29 @@ fn reactive_answer_holds_recent_peak_and_follows_a_rising_trend() {
         .build();
     assert_eq!(evaluate::<MlPredictive>(&c).unwrap().replicas, 3);
 }
+
+#[test]
+fn seasonal_naive_model_repeats_yesterday() {
+    // Yesterday's noon was 1000, today's history ends at 11:00: the baseline model forecasts
+    // exactly the value one day earlier, so the 12:00 point is 1000 and the peak over the
+    // next 15 min (11:50..12:05) is on the line from 11:00 (100) to 12:00 (1000), 1000 at
+    // 12:00: ceil(1000 x 1.2 / 105) = 12.
+    set_history("load", daily_peak_history(3, 1000.0));
+    let cfg = r#"{"targetPerReplica": 105, "margin": 0.2, "model": "seasonal-naive"}"#;
+    let d = evaluate::<MlPredictive>(&ctx(100.0, 2, cfg)).unwrap();
+    assert_eq!(d.replicas, 12, "{}", d.reason);
+    assert!(d.reason.contains("seasonal-naive[24]"), "{}", d.reason);
+    assert_eq!(metric(&d, "forecast_peak"), 1000.0);
+
+    // Switching the model is a config change: the cached MSTL forecast is not reused.
+    let mut h = Harness::<MlPredictive>::new();
+    let mstl = h
+        .tick(ctx(100.0, 2, r#"{"targetPerReplica": 105, "margin": 0.2}"#))
+        .unwrap();
+    assert!(mstl.reason.contains("refit: MSTL"), "{}", mstl.reason);
+    let naive = h.tick(ctx(100.0, 2, cfg)).unwrap();
+    assert!(naive.reason.contains("refit: seasonal-naive"), "{}", naive.reason);
+
+    let err = validate::<MlPredictive>(r#"{"model": "prophet"}"#).unwrap_err();
+    assert!(err.to_string().contains("model"), "{err}");
+}
