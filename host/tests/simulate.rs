@@ -112,9 +112,88 @@ fn hpa_baseline_on_a_step_load_behaves_like_an_hpa() {
     assert_eq!(hpa["scaleEvents"], 3, "{hpa}");
     assert_eq!(hpa["maxReplicas"], 30, "{hpa}");
     assert_eq!(hpa["violationMinutes"], 1.25, "{hpa}");
+    assert_eq!(hpa["violationMinutesAboveMax"], 0.0, "{hpa}");
     // 10 x 600 s + 20 x 15 s + 30 x 1470 s + 10 x 315 s = 53,550 replica-seconds.
     let rh = hpa["replicaHours"].as_f64().unwrap();
     assert!((rh - 53_550.0 / 3600.0).abs() < 0.01, "{rh}");
+}
+
+#[test]
+fn policies_are_read_against_a_reference_curve_at_equal_cost() {
+    // Two HPAs on the step load form the curve: target 10 (the baseline, 1.25 violation
+    // minutes) and target 5 (twice the replicas, none). A third HPA at target 7 spends in
+    // between and is read against the line between them.
+    let dir = tempfile::tempdir().unwrap();
+    let s = write_step_scenario(
+        dir.path(),
+        "\n  - {name: hpa-5, policy: hpa, behavior: {}, config: {targets: [{signal: load, averageValue: 5}]}}\n  - {name: hpa-7, policy: hpa, behavior: {}, config: {targets: [{signal: load, averageValue: 7}]}}\ncompareAtEqualCost: [hpa-baseline, hpa-5]",
+    );
+    let out = run(
+        &["simulate", s.to_str().unwrap(), "--output", "json", "--quiet"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let score = |name: &str| -> (f64, f64) {
+        let s = v["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap();
+        (
+            s["replicaHours"].as_f64().unwrap(),
+            s["violationMinutes"].as_f64().unwrap(),
+        )
+    };
+    let ((x0, y0), (x1, y1), (x, y)) = (score("hpa-baseline"), score("hpa-5"), score("hpa-7"));
+    assert!(
+        x0 < x && x < x1,
+        "hpa-7 spends between the curve's points: {x0} {x} {x1}"
+    );
+    let rows = v["equalCost"]["rows"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        1,
+        "only hpa-7 is off the curve (the oracle is not read): {rows:?}"
+    );
+    let row = &rows[0];
+    assert_eq!(row["name"], "hpa-7");
+    assert_eq!(row["position"], "interpolated");
+    let expect = y0 + (y1 - y0) * (x - x0) / (x1 - x0);
+    let at = row["referenceViolationMinutes"].as_f64().unwrap();
+    assert!((at - expect).abs() < 0.01, "{at} vs {expect}");
+    let change = row["changePct"].as_f64().unwrap();
+    assert!((change - 100.0 * (y - expect) / expect).abs() < 0.1, "{change}");
+    // The table shows the same comparison.
+    let table = run(&["simulate", s.to_str().unwrap(), "--quiet"], dir.path());
+    let table = text(&table.stdout);
+    assert!(
+        table.contains("at equal replica-hours, against the curve of hpa-baseline, hpa-5"),
+        "{table}"
+    );
+}
+
+#[test]
+fn violations_no_policy_could_avoid_are_counted_apart() {
+    // maxReplicas 20 x 10 rps = 200 rps < the 300 rps of minutes 10..30: those 20 minutes
+    // are violated whatever the policy does, and the scorecard says so.
+    let dir = tempfile::tempdir().unwrap();
+    let s = write_step_scenario(dir.path(), "");
+    let yaml = std::fs::read_to_string(&s)
+        .unwrap()
+        .replace("maxReplicas: 50", "maxReplicas: 20");
+    std::fs::write(&s, yaml).unwrap();
+    let out = run(
+        &["simulate", s.to_str().unwrap(), "--output", "json", "--quiet"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hpa = &v["scores"][0];
+    assert_eq!(hpa["violationMinutesAboveMax"], 20.0, "{hpa}");
+    assert_eq!(hpa["violationMinutes"], 20.0, "{hpa}");
+    assert_eq!(hpa["maxReplicas"], 20, "{hpa}");
 }
 
 #[test]
@@ -248,6 +327,12 @@ fn bad_input_exits_2_naming_file_line_and_key_and_writes_nothing() {
             "trace: {file: g.csv, unit: rps}\ncapacityPerReplica: 10\ninterval: soon\npolicies: []\n".into(),
             vec![("g.csv", good_csv)],
             vec!["bad.yaml:3", "interval"],
+        ),
+        (
+            "equal-cost curve naming no entry",
+            "trace: {file: g.csv, unit: rps}\ncapacityPerReplica: 10\npolicies:\n  - policy: hpa\ncompareAtEqualCost: [hpa-baseline, hpa-0.9]\n".into(),
+            vec![("g.csv", good_csv)],
+            vec!["bad.yaml:5", "compareAtEqualCost", "'hpa-0.9'", "hpa-baseline"],
         ),
     ];
     for (what, scenario, files, needles) in cases {

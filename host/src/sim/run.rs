@@ -413,6 +413,9 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
                 if load > ready_cap + 1e-9 {
                     tally.violation_ms += step;
                     tally.unserved += (load - ready_cap) * step_s;
+                    if load > f64::from(e.spec.guardrails.max_replicas) * cap + 1e-9 {
+                        tally.violation_above_max_ms += step;
+                    }
                 }
                 let (od, sp) = cluster.billed(now);
                 tally.on_demand_ms += f64::from(od) * step as f64;

@@ -293,6 +293,10 @@ pub struct Scenario {
     #[serde(default)]
     pub policy_dir: Option<PathBuf>,
     pub policies: Vec<PolicyEntry>,
+    /// Entries (by name) that form a reference cost/violation curve; every other entry is
+    /// also reported against that curve at its own replica-hours (at least two names).
+    #[serde(default)]
+    pub compare_at_equal_cost: Vec<String>,
 }
 
 fn default_seed() -> u64 {
@@ -481,6 +485,35 @@ fn check(l: &Loaded) -> Result<(), SimError> {
                 i,
                 "name",
                 format!("'{label}' is used twice (give each entry a distinct 'name')"),
+            ));
+        }
+    }
+    check_equal_cost(l, &names)
+}
+
+fn check_equal_cost(l: &Loaded, names: &std::collections::HashSet<String>) -> Result<(), SimError> {
+    let reference = &l.scenario.compare_at_equal_cost;
+    if reference.len() == 1 {
+        return Err(l.error(
+            "compareAtEqualCost",
+            "name at least two entries (a curve needs two points)",
+        ));
+    }
+    let baseline_on =
+        !matches!(l.scenario.baseline, Some(Baseline::Enabled(false))) && l.scenario.jobs.is_none();
+    let mut known: Vec<&str> = names.iter().map(String::as_str).collect();
+    if baseline_on {
+        known.push(super::BASELINE);
+    }
+    known.sort_unstable();
+    for r in reference {
+        if !known.contains(&r.as_str()) {
+            return Err(l.error(
+                "compareAtEqualCost",
+                format!(
+                    "'{r}' is not an entry of this scenario (entries: {})",
+                    known.join(", ")
+                ),
             ));
         }
     }

@@ -7,6 +7,8 @@ use serde::Serialize;
 pub struct Tally {
     pub simulated_ms: i64,
     pub violation_ms: i64,
+    /// Of that, time when even `maxReplicas` Ready replicas could not have served the load.
+    pub violation_above_max_ms: i64,
     /// ∫ load dt (load unit × s).
     pub load: f64,
     /// ∫ max(0, load − ready capacity) dt.
@@ -36,6 +38,9 @@ pub struct Score {
     pub failed_evaluations: u64,
     pub violation_pct: f64,
     pub violation_minutes: f64,
+    /// Of those, minutes when the load exceeded what `maxReplicas` could serve: no policy
+    /// could have avoided them under these bounds.
+    pub violation_minutes_above_max: f64,
     /// Share of the load above Ready capacity (queue scenarios: share of items that
     /// waited longer than the bound or were never taken).
     pub unserved_pct: f64,
@@ -111,6 +116,7 @@ impl Tally {
             failed_evaluations: self.failed_evaluations,
             violation_pct: round(100.0 * self.violation_ms as f64 / sim, 3),
             violation_minutes: round(self.violation_ms as f64 / 60_000.0, 2),
+            violation_minutes_above_max: round(self.violation_above_max_ms as f64 / 60_000.0, 2),
             unserved_pct: round(100.0 * unserved, 3),
             replica_hours: round(self.replica_hours(), 2),
             cost: round(cost, 2),

@@ -1,6 +1,7 @@
 //! What a run shows: the scorecard as a terminal table, as JSON, and as an SVG chart.
 
 pub mod chart;
+pub mod equal_cost;
 pub mod json;
 pub mod table;
 
@@ -29,6 +30,9 @@ pub struct Report {
     pub capacity_per_replica: Option<f64>,
     /// One row per policy (the HPA baseline first), then the oracle.
     pub scores: Vec<Score>,
+    /// The scores read against the scenario's `compareAtEqualCost` curve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub equal_cost: Option<equal_cost::EqualCost>,
     /// Wall-clock figures; only with `--timings`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<Timings>,
@@ -83,6 +87,7 @@ pub fn build(p: &Prepared, o: &Outcome, timings: bool) -> Report {
         failed_evaluations: 0,
         violation_pct: 0.0,
         violation_minutes: 0.0,
+        violation_minutes_above_max: 0.0,
         unserved_pct: 0.0,
         replica_hours: round(oracle_hours, 2),
         cost: round(oracle_cost, 2),
@@ -124,6 +129,7 @@ pub fn build(p: &Prepared, o: &Outcome, timings: bool) -> Report {
         simulated_hours: round((p.to_ms - p.from_ms) as f64 / 3_600_000.0, 3),
         interval_seconds: s.interval.0 as f64 / 1000.0,
         capacity_per_replica: s.capacity_per_replica,
+        equal_cost: equal_cost::compare(&scores, &s.compare_at_equal_cost, ORACLE),
         scores,
         timings,
     }

@@ -1,8 +1,54 @@
 //! The scorecard as a terminal table.
 
 use super::Report;
+use super::equal_cost::{EqualCost, Position};
 
 pub fn render(r: &Report, jobs: bool) -> String {
+    let mut out = scorecard(r, jobs);
+    if let Some(c) = &r.equal_cost {
+        out.push_str(&equal_cost(c));
+    }
+    out
+}
+
+fn equal_cost(c: &EqualCost) -> String {
+    let mut out = format!(
+        "\nat equal replica-hours, against the curve of {}:\n",
+        c.reference.join(", ")
+    );
+    let head = [
+        "policy",
+        "replica-h",
+        "viol min",
+        "curve viol min",
+        "change",
+        "read",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
+    for r in &c.rows {
+        rows.push(vec![
+            r.name.clone(),
+            format!("{:.1}", r.replica_hours),
+            format!("{:.1}", r.violation_minutes),
+            r.reference_violation_minutes
+                .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
+            match (r.reference_violation_minutes, r.change_pct) {
+                (_, Some(p)) => format!("{p:+.0} %"),
+                (Some(_), None) => "n/a (curve has none)".into(),
+                (None, _) => "n/a".into(),
+            },
+            match r.position {
+                Position::Interpolated => "interpolated".into(),
+                Position::Extrapolated => "extrapolated".into(),
+                Position::Outside => "outside the curve".into(),
+            },
+        ]);
+    }
+    out.push_str(&grid(&rows));
+    out
+}
+
+fn scorecard(r: &Report, jobs: bool) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "scenario {} — trace {}, {:.1} h simulated from hour {:.1}, evaluation every {} s, seed {}\n\n",
@@ -14,6 +60,7 @@ pub fn render(r: &Report, jobs: bool) -> String {
         "policy",
         "SLO viol %",
         "viol min",
+        "> max",
         unserved,
         replicas,
         "cost",
@@ -37,6 +84,7 @@ pub fn render(r: &Report, jobs: bool) -> String {
             name,
             format!("{:.2}", s.violation_pct),
             format!("{:.1}", s.violation_minutes),
+            format!("{:.1}", s.violation_minutes_above_max),
             format!("{:.3}", s.unserved_pct),
             format!("{:.1}", s.replica_hours),
             format!("{:.2}", s.cost),
@@ -47,7 +95,15 @@ pub fn render(r: &Report, jobs: bool) -> String {
             p99,
         ]);
     }
-    let widths: Vec<usize> = (0..head.len())
+    out.push_str(&grid(&rows));
+    out
+}
+
+/// Columns padded to their widest cell, the first left-aligned, a rule under the head.
+fn grid(rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     for (i, row) in rows.iter().enumerate() {
@@ -65,7 +121,7 @@ pub fn render(r: &Report, jobs: bool) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
         if i == 0 {
-            let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            let total: usize = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
             out.push_str(&"-".repeat(total));
             out.push('\n');
         }
