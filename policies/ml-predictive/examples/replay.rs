@@ -2,8 +2,8 @@
 //!
 //! `cargo run --release -p policy-ml-predictive --example replay -- [--margins 0,0.1,..] [--days N] <trace.csv>...`
 //!
-//! A deliberately simple cluster model (the `wasmscaler simulate` numbers will replace
-//! these once the simulator lands):
+//! A deliberately simple cluster model, fast enough to sweep settings natively; the numbers
+//! that count are the simulator's (README, "Decision quality (through `wasmscaler simulate`)"):
 //! - the trace's load is interpolated linearly between its points to a 15 s tick;
 //! - capacity per replica = p99(trace) / 20, bounds 2..100 replicas;
 //! - a requested replica becomes Ready 60 s later; scale-down is immediate (pods not yet
