@@ -342,8 +342,16 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
         let ready = ready.clone();
         tasks.push(tokio::spawn(async move {
             for r in readers {
-                if r.wait_until_ready().await.is_err() {
-                    return;
+                // Re-poll rather than await once: kube-runtime's Store::wait_until_ready
+                // keeps a single waker (a oneshot) and the Controller's runner waits on
+                // the same store, so a second waiter can miss the wakeup and /readyz
+                // would stay 503 forever.
+                loop {
+                    match tokio::time::timeout(Duration::from_millis(200), r.wait_until_ready()).await {
+                        Ok(Ok(())) => break,
+                        Ok(Err(_)) => return,
+                        Err(_) => {}
+                    }
                 }
             }
             ready.store(true, Ordering::Relaxed);
