@@ -366,3 +366,303 @@ async fn a_custom_resource_is_scaled_through_its_scale_subresource() {
     replicas_become(cp, &ns, "widget", "w", 4).await;
     ctl.shutdown().await;
 }
+
+/// The `wasmscaler.io/status` annotation as JSON (None until written).
+fn status(cp: &ControlPlane, ns: &str, name: &str) -> Option<serde_json::Value> {
+    cp.annotation(ns, "deployment", name, "wasmscaler.io/status")
+        .and_then(|s| serde_json::from_str(&s).ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_at_a_count_then_holding_then_resumed() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("pause").await;
+    // The load asks for 8; paused at 3 (KEDA's paused-replicas).
+    cp.apply(&deployment(&ns, "web", 1, 800, &[("wasmscaler.io/paused", "3")]));
+    let ctl = cp.start_controller(settings(&ns)).await;
+    replicas_become(cp, &ns, "deployment", "web", 3).await;
+    // The Event is published right after the /scale write: wait for it.
+    let scaled = eventually("a Scaled event", || async {
+        cp.events(&ns, "web")
+            .into_iter()
+            .find(|(r, _)| r == "Scaled")
+            .map(|(_, n)| n)
+    })
+    .await;
+    assert!(
+        scaled.contains("from 1 to 3") && scaled.contains("paused at 3"),
+        "{scaled}"
+    );
+    // At 3 the next evaluations hold there and say why.
+    let st = eventually("status says paused at 3", || async {
+        status(cp, &ns, "web").filter(|s| s["action"] == "paused" && s["current"] == 3)
+    })
+    .await;
+    assert_eq!(st["desired"], 3, "{st}");
+    assert_eq!(st["proposal"], 8, "{st}");
+    let note = eventually("a ScalingPaused event", || async {
+        cp.events(&ns, "web")
+            .into_iter()
+            .find(|(r, _)| r == "ScalingPaused")
+            .map(|(_, n)| n)
+    })
+    .await;
+    assert!(note.contains("policy proposed 8, holding at 3"), "{note}");
+
+    // More load (re-evaluated at once): still 3.
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "--overwrite",
+        "deployment/web",
+        "example.com/load=900",
+    ]);
+    eventually("status sees the new load", || async {
+        status(cp, &ns, "web").filter(|s| s["proposal"] == 9 && s["action"] == "paused")
+    })
+    .await;
+    assert_eq!(cp.replicas(&ns, "deployment", "web"), Some(3));
+
+    // `true` holds whatever the count is now: a user scales to 2 by hand, it stays 2.
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "--overwrite",
+        "deployment/web",
+        "wasmscaler.io/paused=true",
+    ]);
+    cp.kubectl_ok(&["-n", &ns, "scale", "deployment/web", "--replicas=2"]);
+    let st = eventually("status says paused at 2", || async {
+        status(cp, &ns, "web").filter(|s| s["action"] == "paused" && s["current"] == 2)
+    })
+    .await;
+    assert_eq!(st["desired"], 2, "{st}");
+    assert!(
+        st["reason"].as_str().unwrap_or_default().contains("paused"),
+        "{st}"
+    );
+    // Two more intervals: nothing moves.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(cp.replicas(&ns, "deployment", "web"), Some(2));
+
+    // Removing the annotation resumes scaling at once.
+    cp.kubectl_ok(&["-n", &ns, "annotate", "deployment/web", "wasmscaler.io/paused-"]);
+    replicas_become(cp, &ns, "deployment", "web", 9).await;
+    let st = eventually("status after resuming", || async {
+        status(cp, &ns, "web").filter(|s| s["current"] == 9)
+    })
+    .await;
+    assert_ne!(st["action"], "paused", "{st}");
+    let text = ctl.metrics.encode();
+    assert!(
+        text.contains("wasmscaler_evaluations_total{result=\"paused\"}"),
+        "{text}"
+    );
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_replicas_after_the_failure_threshold_while_a_neighbour_keeps_scaling() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("fallback").await;
+    // Its load annotation does not exist: every evaluation fails (missing signal).
+    cp.apply(&deployment(
+        &ns,
+        "broken",
+        1,
+        100,
+        &[
+            (
+                "wasmscaler.io/config",
+                "targets: [{signal: load, averageValue: 100}]\nsignals: {load: {annotation: example.com/missing}}",
+            ),
+            (
+                "wasmscaler.io/fallback",
+                "{failureThreshold: 3, replicas: 4}",
+            ),
+        ],
+    ));
+    cp.apply(&deployment(&ns, "good", 1, 300, &[]));
+    let ctl = cp.start_controller(settings(&ns)).await;
+
+    replicas_become(cp, &ns, "deployment", "broken", 4).await;
+    // The Events are published right after the /scale write: wait for them.
+    let events = eventually("Scaled and EvaluationFailed events", || async {
+        let ev = cp.events(&ns, "broken");
+        (ev.iter().any(|(r, _)| r == "Scaled") && ev.iter().any(|(r, _)| r == "EvaluationFailed"))
+            .then_some(ev)
+    })
+    .await;
+    // Fail-static first (replicas kept, Warning), then the fallback once 3 failed in a row.
+    let failed: Vec<&String> = events
+        .iter()
+        .filter(|(r, _)| r == "EvaluationFailed")
+        .map(|(_, n)| n)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|n| n.contains("fail-static at 1") && n.contains("example.com/missing")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|(r, n)| r == "Scaled"
+            && n.contains("from 1 to 4")
+            && n.contains("fallback after 3 failed evaluations")),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|(r, n)| r == "Scaled" && !n.contains("from 1 to 4")),
+        "{events:?}"
+    );
+
+    // Meanwhile the neighbour is scaled normally, and keeps following its load.
+    replicas_become(cp, &ns, "deployment", "good", 3).await;
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "--overwrite",
+        "deployment/good",
+        "example.com/load=600",
+    ]);
+    replicas_become(cp, &ns, "deployment", "good", 6).await;
+    // The broken one stays at its fallback while it keeps failing.
+    let st = eventually("broken's status says failed at 4", || async {
+        status(cp, &ns, "broken").filter(|s| s["action"] == "failed" && s["current"] == 4)
+    })
+    .await;
+    assert_eq!(st["desired"], 4, "{st}");
+    assert!(
+        st["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fallback after"),
+        "{st}"
+    );
+    assert_eq!(cp.replicas(&ns, "deployment", "broken"), Some(4));
+
+    // The signal appears: normal scaling resumes.
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "--overwrite",
+        "deployment/broken",
+        "example.com/missing=200",
+    ]);
+    replicas_become(cp, &ns, "deployment", "broken", 2).await;
+    let text = ctl.metrics.encode();
+    assert!(
+        text.contains("wasmscaler_evaluations_total{result=\"failed\"}"),
+        "{text}"
+    );
+    ctl.shutdown().await;
+}
+
+/// One HTTP/1.1 GET over a fresh connection: (status, headers, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("read timed out"))??;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    // axum answers with a fixed Content-Length here, or chunked; undo chunking.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((code, head.to_string(), body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_endpoints_answer_over_a_socket_while_the_controller_runs() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("http").await;
+    cp.apply(&deployment(&ns, "web", 1, 200, &[]));
+    let ctl = cp
+        .start_controller(wasmscaler::kube::Settings {
+            metrics_addr: Some("127.0.0.1:0".parse().expect("addr")),
+            ..settings(&ns)
+        })
+        .await;
+    let addr = ctl.metrics_addr.expect("the HTTP server is bound");
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+
+    let (code, _, body) = http_get(addr, "/healthz").await.expect("GET /healthz");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    eventually("/readyz says 200 once the caches synced", || async {
+        let (code, _, body) = http_get(addr, "/readyz").await.ok()?;
+        (code == 200 && body == "ok\n").then_some(())
+    })
+    .await;
+    assert!(ctl.is_ready());
+    let (code, _, _) = http_get(addr, "/nope").await.expect("GET /nope");
+    assert_eq!(code, 404);
+
+    replicas_become(cp, &ns, "deployment", "web", 2).await;
+    let (code, head, text) = eventually("/metrics with the evaluation", || async {
+        let r = http_get(addr, "/metrics").await.ok()?;
+        r.2.contains("wasmscaler_evaluations_total{result=\"scale\"} 1")
+            .then_some(r)
+    })
+    .await;
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    for want in [
+        "wasmscaler_scale_writes_total{result=\"up\"} 1",
+        &format!("wasmscaler_replicas_desired{{namespace=\"{ns}\",kind=\"Deployment\",name=\"web\"}} 2"),
+        "wasmscaler_leader 1",
+        "wasmscaler_managed_workloads 1",
+        "wasmscaler_evaluation_duration_seconds_count",
+        "wasmscaler_policy_duration_seconds_count{policy=\"hpa\"}",
+        "# EOF",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // What is served is what the controller counts.
+    assert!(
+        ctl.metrics
+            .encode()
+            .contains("wasmscaler_scale_writes_total{result=\"up\"} 1")
+    );
+
+    // A graceful shutdown stops the server too.
+    ctl.shutdown().await;
+    assert!(
+        http_get(addr, "/healthz").await.is_err(),
+        "still serving after shutdown"
+    );
+}
