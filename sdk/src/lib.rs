@@ -37,6 +37,7 @@
 //! assert_eq!(wasmscaler_sdk::testing::evaluate::<PerReplica>(&ctx).unwrap().replicas, 3);
 //! ```
 
+pub mod duration;
 pub mod host;
 pub mod math;
 mod policy;
@@ -48,11 +49,13 @@ pub mod types;
 #[doc(hidden)]
 pub mod guest;
 
+pub use duration::Duration;
 pub use policy::{Policy, decode_state, encode_state, parse_config};
 pub use types::*;
 
 /// Everything a policy author needs, in one `use`.
 pub mod prelude {
+    pub use crate::duration::Duration;
     pub use crate::host::{self, LogLevel};
     pub use crate::math::{finite, hpa_proportional, replicas_for};
     pub use crate::policy::Policy;

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use wasmscaler_sdk::prelude::*;
 
 use schedule::{DAY_MS, Schedule, day_excluded, day_start, local, next_day_start};
-pub use schedule::{fmt_duration, parse_go_duration_ms};
+pub use schedule::{fmt_duration, parse_every_ms};
 
 /// How far back (and, for `runOnce`, forward from `start`) a job's firing is searched,
 /// in days: five years (5 x 366). A cron job whose latest firing is older than this

@@ -71,7 +71,7 @@ pub const MAX_EVERY_MS: i64 = crate::LOOKBACK_DAYS * DAY_MS;
 pub fn parse_schedule(text: &str, tz: Tz) -> Result<Schedule, String> {
     let t = text.trim();
     if let Some(rest) = strip_prefix_ci(t, "@every") {
-        let period_ms = parse_go_duration_ms(rest.trim())
+        let period_ms = parse_every_ms(rest.trim())
             .map_err(|e| format!("invalid @every duration '{}': {e}", rest.trim()))?;
         if period_ms > MAX_EVERY_MS {
             return Err(format!(
@@ -210,79 +210,21 @@ impl Schedule {
     }
 }
 
-/// A Go `time.ParseDuration` string (`1h30m10s`, `90m`, `1.5h`; units ns, us, µs, ms,
-/// s, m, h) as whole milliseconds. Must be a positive whole number of seconds.
-pub fn parse_go_duration_ms(s: &str) -> Result<i64, String> {
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if s.starts_with('-') {
+/// An `@every` period as whole milliseconds: any [`wasmscaler_sdk::Duration`] string (a Go
+/// `time.ParseDuration` string such as `1h30m10s`, `90m`, `1.5h`, or `7d`, `45`), but a
+/// positive whole number of seconds, at least `1s`.
+pub fn parse_every_ms(text: &str) -> Result<i64, String> {
+    let ms = wasmscaler_sdk::Duration::parse(text)?.ms();
+    if ms < 0 {
         return Err("must be positive".into());
     }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest == "0" {
+    if ms < 1000 {
         return Err("must be at least 1s".into());
     }
-    // Total in nanoseconds; i128 cannot overflow for any sane input, and we bound it.
-    let mut total_ns: i128 = 0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in '{s}'"))?;
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." {
-            return Err(format!("expected a number in '{s}'"));
-        }
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let unit_ns: i128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(format!("missing unit in '{s}'")),
-            other => return Err(format!("unknown unit '{other}' in '{s}'")),
-        };
-        let (int_part, frac_part) = match num.split_once('.') {
-            Some((i, f)) => (i, f),
-            None => (num, ""),
-        };
-        if int_part.len() > 12 || frac_part.contains('.') {
-            return Err(format!("invalid number '{num}' in '{s}'"));
-        }
-        let int: i128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part
-                .parse()
-                .map_err(|_| format!("invalid number '{num}' in '{s}'"))?
-        };
-        total_ns += int * unit_ns;
-        // Fraction: digits beyond nanosecond precision are dropped, as Go does.
-        let mut scale = unit_ns;
-        for d in frac_part.chars().take(18) {
-            scale /= 10;
-            let digit = i128::from(
-                d.to_digit(10)
-                    .ok_or_else(|| format!("invalid number '{num}' in '{s}'"))?,
-            );
-            total_ns += digit * scale;
-        }
-        rest = next;
-    }
-    const SECOND_NS: i128 = 1_000_000_000;
-    if total_ns < SECOND_NS {
-        return Err("must be at least 1s".into());
-    }
-    if total_ns % SECOND_NS != 0 {
+    if ms % 1000 != 0 {
         return Err("must be a whole number of seconds".into());
     }
-    let ms = total_ns / 1_000_000;
-    i64::try_from(ms).map_err(|_| "too long".to_string())
+    Ok(ms)
 }
 
 /// `ms` as Go-style `1h2m3s` (`0s` for zero), milliseconds shown only when non-zero.
@@ -310,22 +252,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration_ms("30m"), Ok(1_800_000));
-        assert_eq!(parse_go_duration_ms("1h30m10s"), Ok(5_410_000));
-        assert_eq!(parse_go_duration_ms("1.5h"), Ok(5_400_000));
+    fn every_periods() {
+        assert_eq!(parse_every_ms("30m"), Ok(1_800_000));
+        assert_eq!(parse_every_ms("1h30m10s"), Ok(5_410_000));
+        assert_eq!(parse_every_ms("1.5h"), Ok(5_400_000));
         assert_eq!(
-            parse_go_duration_ms("1500ms"),
+            parse_every_ms("1500ms"),
             Err("must be a whole number of seconds".into())
         );
-        assert_eq!(parse_go_duration_ms("2000ms"), Ok(2000));
-        assert!(parse_go_duration_ms("500ms").is_err());
-        assert!(parse_go_duration_ms("0").is_err());
-        assert!(parse_go_duration_ms("-5m").is_err());
-        assert!(parse_go_duration_ms("5").is_err());
-        assert!(parse_go_duration_ms("5d").is_err());
-        assert!(parse_go_duration_ms("").is_err());
-        assert!(parse_go_duration_ms("1h30").is_err());
+        assert_eq!(parse_every_ms("2000ms"), Ok(2000));
+        assert!(parse_every_ms("500ms").is_err());
+        assert!(parse_every_ms("0").is_err());
+        assert!(parse_every_ms("-5m").is_err());
+        assert_eq!(parse_every_ms("1000000000ns"), Ok(1000));
+        // Wider than Go's syntax: a bare number is seconds, and days and weeks are units.
+        assert_eq!(parse_every_ms("5"), Ok(5000));
+        assert_eq!(parse_every_ms("5d"), Ok(5 * DAY_MS));
+        assert_eq!(parse_every_ms("1w"), Ok(7 * DAY_MS));
+        assert!(parse_every_ms("").is_err());
+        assert!(parse_every_ms("1h30").is_err());
     }
 
     #[test]

@@ -102,7 +102,7 @@ fn main() {
     println!(
         "sMAPE (%) of the load forecast {} ahead; fits every {every_h} h over the last {days} d; \
          forecast cached up to 45 min before use",
-        policy_ml_predictive::forecast::fmt_duration(h)
+        wasmscaler_sdk::Duration(h)
     );
     println!(
         "| trace | history step | origins | model | MSTL+ETS | + level both | + level up | seasonal-naive 1 d | seasonal-naive 1 w | forecast / actual | fit p50 ms |"
@@ -185,7 +185,7 @@ fn main() {
         println!(
             "| {} | {} | {origins} | {model} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} |",
             trace.name,
-            policy_ml_predictive::forecast::fmt_duration(r.step_ms),
+            wasmscaler_sdk::Duration(r.step_ms),
             ml.mean(),
             mlc.mean(),
             mlu.mean(),

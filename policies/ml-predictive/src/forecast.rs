@@ -11,7 +11,7 @@
 use augurs_core::{Fit, Predict};
 use augurs_ets::AutoETS;
 use augurs_mstl::MSTLModel;
-use wasmscaler_sdk::Sample;
+use wasmscaler_sdk::{Duration, Sample};
 
 pub const DAY_MS: i64 = 86_400_000;
 pub const WEEK_MS: i64 = 7 * DAY_MS;
@@ -66,7 +66,7 @@ impl std::fmt::Display for Unusable {
             Unusable::TooCoarse { step_ms } => write!(
                 f,
                 "history step {} is too coarse for a daily cycle",
-                fmt_duration(*step_ms)
+                Duration(*step_ms)
             ),
             Unusable::Short { have_ms, need_ms } => write!(
                 f,
@@ -81,16 +81,6 @@ impl std::fmt::Display for Unusable {
             ),
         }
     }
-}
-
-/// `1h`, `15m`, `90s`, `250ms`, `7d`: the shortest exact rendering.
-pub fn fmt_duration(ms: i64) -> String {
-    for (unit, n) in [("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-        if ms != 0 && ms % n == 0 {
-            return format!("{}{unit}", ms / n);
-        }
-    }
-    format!("{ms}ms")
 }
 
 /// Check the history and lay it on a regular grid (see the module doc).

@@ -14,59 +14,11 @@
 
 pub mod forecast;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use wasmscaler_sdk::math::ceil_u32;
 use wasmscaler_sdk::prelude::*;
 
-use crate::forecast::{Curve, fit_forecast, fmt_duration, prepare, seasonal_naive};
-
-/// A duration in milliseconds, written `"250ms"`, `"90s"`, `"15m"`, `"1h"`, `"7d"`, or a
-/// plain number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Duration(pub i64);
-
-impl Duration {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let t = text.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("'{text}' is not a duration like \"15m\", \"1h\", \"7d\""))?;
-        let mult = match unit.trim() {
-            "ms" => 1.0,
-            "s" | "" => 1000.0,
-            "m" => 60_000.0,
-            "h" => 3_600_000.0,
-            "d" => 86_400_000.0,
-            "w" => 604_800_000.0,
-            u => return Err(format!("unknown unit '{u}' in '{text}' (use ms, s, m, h, d, w)")),
-        };
-        let ms = n * mult;
-        if !ms.is_finite() || ms > 1e15 {
-            return Err(format!("'{text}' is too large"));
-        }
-        Ok(Duration(ms.round() as i64))
-    }
-}
-
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) if (0.0..1e12).contains(&s) => Ok(Duration((s * 1000.0).round() as i64)),
-            Raw::Seconds(s) => Err(serde::de::Error::custom(format!("{s} is not a duration"))),
-            Raw::Text(t) => Duration::parse(&t).map_err(serde::de::Error::custom),
-        }
-    }
-}
+use crate::forecast::{Curve, fit_forecast, prepare, seasonal_naive};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -81,19 +33,34 @@ pub struct Config {
     #[serde(default = "default_margin")]
     pub margin: f64,
     /// How far ahead the forecast peak is taken.
-    #[serde(default = "default_horizon")]
+    #[serde(
+        default = "default_horizon",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub horizon: Duration,
     /// Time from requesting a pod to it being Ready; `horizon` must exceed it.
-    #[serde(default = "default_pod_startup")]
+    #[serde(
+        default = "default_pod_startup",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub pod_startup: Duration,
     /// How much history to fit on.
-    #[serde(default = "default_history_window")]
+    #[serde(
+        default = "default_history_window",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub history_window: Duration,
     /// The spacing asked of the host (it may answer coarser when it has no finer data).
-    #[serde(default = "default_history_step")]
+    #[serde(
+        default = "default_history_step",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub history_step: Duration,
     /// How long a fitted forecast is reused before the next fit.
-    #[serde(default = "default_refit_interval")]
+    #[serde(
+        default = "default_refit_interval",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub refit_interval: Duration,
     /// Scale the forecast by r = (current load / forecast now), so a forecast fitted up to
     /// `refitInterval` ago follows the current level: `up` uses r only when above 1
@@ -106,12 +73,18 @@ pub struct Config {
     /// Short-term trend of the reactive answer: the load's least-squares slope over this
     /// much of the recent `load` signal, extrapolated over `podStartup` (only upwards).
     /// `0s` disables it. At most 5m (the window the policy asks the host for).
-    #[serde(default = "default_trend_window")]
+    #[serde(
+        default = "default_trend_window",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub trend_window: Duration,
     /// The reactive answer holds the peak of the `load` signal over this window (like the
     /// HPA's scale-down stabilization), so it does not drop with every dip of a noisy
     /// load. `0s`: the latest sample only. At most 5m.
-    #[serde(default = "default_peak_window")]
+    #[serde(
+        default = "default_peak_window",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub peak_window: Duration,
     /// The forecaster: `mstl` (MSTL + AutoETS trend, ETS fallback) or `seasonal-naive`
     /// (the load one day earlier; the baseline, cheap and model-free).
@@ -344,7 +317,7 @@ impl MlPredictive {
                 model: format!(
                     "{model} on {} pts at {}{}",
                     p.values.len(),
-                    fmt_duration(p.step_ms),
+                    Duration(p.step_ms),
                     if p.filled > 0 {
                         format!(", {} filled", p.filled)
                     } else {
@@ -383,8 +356,8 @@ impl MlPredictive {
                 return Outlook::Reactive(format!(
                     "{} ({} ago; retry in {})",
                     c.model,
-                    fmt_duration(ctx.now_ms - c.fitted_at_ms),
-                    fmt_duration(c.fitted_at_ms + cfg.refit_interval.0 - ctx.now_ms)
+                    Duration(ctx.now_ms - c.fitted_at_ms),
+                    Duration(c.fitted_at_ms + cfg.refit_interval.0 - ctx.now_ms)
                 ));
             }
             return Outlook::Curve { c, refit: false };
@@ -463,8 +436,7 @@ impl Policy for MlPredictive {
                 "horizon",
                 format!(
                     "({}) must exceed 'podStartup' ({}): capacity asked for now is Ready only after start-up",
-                    fmt_duration(cfg.horizon.0),
-                    fmt_duration(cfg.pod_startup.0)
+                    cfg.horizon, cfg.pod_startup
                 ),
             ));
         }
@@ -480,8 +452,8 @@ impl Policy for MlPredictive {
                 "historyWindow",
                 format!(
                     "({}) must cover at least {} (two daily cycles) or the policy never forecasts",
-                    fmt_duration(cfg.history_window.0),
-                    fmt_duration(need)
+                    cfg.history_window,
+                    Duration(need)
                 ),
             ));
         }
@@ -542,10 +514,10 @@ impl Policy for MlPredictive {
         let reactive = ceil_u32(basis / target);
         let mut reactive_why = format!("reactive {load:.1}");
         if peak > load {
-            reactive_why += &format!(" (peak {peak:.1} over {})", fmt_duration(cfg.peak_window.0));
+            reactive_why += &format!(" (peak {peak:.1} over {})", cfg.peak_window);
         }
         if rising > load.max(peak) {
-            reactive_why += &format!(" rising to {rising:.1} in {}", fmt_duration(cfg.pod_startup.0));
+            reactive_why += &format!(" rising to {rising:.1} in {}", cfg.pod_startup);
         }
         reactive_why += &format!(" / {target} -> {reactive}");
 
@@ -590,7 +562,7 @@ impl Policy for MlPredictive {
                 let fit_why = if refit {
                     format!("refit: {}", c.model)
                 } else {
-                    format!("cached {} fit {} ago", c.model, fmt_duration(age))
+                    format!("cached {} fit {} ago", c.model, Duration(age))
                 };
                 let winner = if fc >= reactive {
                     "forecast"
@@ -602,7 +574,7 @@ impl Policy for MlPredictive {
                     format!(
                         "{winner}: forecast peak {fmax:.1} over next {}{level_why} x {:.2} / {target} -> {fc}; \
                          {reactive_why} ({fit_why})",
-                        fmt_duration(cfg.horizon.0),
+                        cfg.horizon,
                         1.0 + cfg.margin
                     ),
                     if refit { 1.0 } else { 0.0 },

@@ -227,7 +227,10 @@ fn bad_config_names_the_key() {
             "'horizon' (45s) must exceed 'podStartup' (1m)",
         ),
         (r#"{"horizon": "10m", "podStartup": "10m"}"#, "'horizon'"),
-        (r#"{"horizon": "15x"}"#, "at 'horizon': unknown unit 'x'"),
+        (
+            r#"{"horizon": "15x"}"#,
+            "at 'horizon': '15x' has an unknown unit 'x'",
+        ),
         (
             r#"{"historyWindow": "1d"}"#,
             "'historyWindow' (1d) must cover at least 2d",

@@ -10,120 +10,7 @@ use wasmscaler_sdk::PolicyError;
 /// host for (the request in `info()` cannot depend on the configuration).
 pub const MAX_INTERRUPTION_WINDOW_MS: u64 = 3_600_000;
 
-/// A duration in milliseconds, written as a number of seconds (`120`, `0.5`) or a string
-/// with units `ms`, `s`, `m`, `h` (`"2m"`, `"90s"`, `"1h30m"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Duration(pub u64);
-
-impl Duration {
-    pub fn ms(self) -> u64 {
-        self.0
-    }
-    pub fn ms_i64(self) -> i64 {
-        i64::try_from(self.0).unwrap_or(i64::MAX)
-    }
-}
-
-impl fmt::Display for Duration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&fmt_ms(self.0))
-    }
-}
-
-/// `150000` -> `"2m30s"`, `500` -> `"500ms"`, `0` -> `"0s"`.
-pub fn fmt_ms(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    if ms < 1000 || !ms.is_multiple_of(1000) {
-        if ms < 60_000 {
-            return format!("{ms}ms");
-        }
-        return format!("{:.1}s", ms as f64 / 1000.0);
-    }
-    let mut s = ms / 1000;
-    let mut out = String::new();
-    for (unit, size) in [("h", 3600), ("m", 60), ("s", 1)] {
-        if s >= size {
-            out.push_str(&format!("{}{unit}", s / size));
-            s %= size;
-        }
-    }
-    out
-}
-
-/// Parse `"1h30m"`, `"90s"`, `"500ms"`, `"2m"` into milliseconds.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration; write e.g. \"2m\", \"90s\" or a number of seconds".into());
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("'{text}' lacks a unit (ms, s, m or h)"))?;
-        if num_end == 0 {
-            return Err(format!(
-                "'{text}' is not a duration like \"2m\", \"90s\" or \"1h30m\""
-            ));
-        }
-        let n: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| format!("'{text}' has a bad number '{}'", &rest[..num_end]))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_end] {
-            "ms" => 1.0,
-            "s" => 1000.0,
-            "m" => 60_000.0,
-            "h" => 3_600_000.0,
-            u => return Err(format!("'{text}' has an unknown unit '{u}' (use ms, s, m or h)")),
-        };
-        rest = &rest[unit_end..];
-        total += n * factor;
-    }
-    if !total.is_finite() || total > 1e15 {
-        return Err(format!("'{text}' is too long"));
-    }
-    Ok(total.round() as u64)
-}
-
-impl<'de> Deserialize<'de> for Duration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Duration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration: seconds as a number, or a string like \"2m\", \"90s\", \"1h30m\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-                Ok(Duration(v.saturating_mul(1000)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-                if v < 0 {
-                    return Err(E::custom(format!("a duration must not be negative, got {v}")));
-                }
-                Ok(Duration((v as u64).saturating_mul(1000)))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-                if !(v.is_finite() && (0.0..1e12).contains(&v)) {
-                    return Err(E::custom(format!(
-                        "a duration must be a non-negative number of seconds, got {v}"
-                    )));
-                }
-                Ok(Duration((v * 1000.0).round() as u64))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-                parse_duration(v).map(Duration).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+pub use wasmscaler_sdk::Duration;
 
 /// How many replicas move back to spot per step: a count (`2`) or a percentage of the
 /// total replicas (`"10%"`, rounded up, at least 1).
@@ -226,17 +113,29 @@ pub struct Config {
     pub on_demand_min: u32,
     #[serde(default)]
     pub min_available: Option<f64>,
-    #[serde(default = "default_pending_timeout")]
+    #[serde(
+        default = "default_pending_timeout",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub pending_timeout: Duration,
     #[serde(default = "default_max_interruptions")]
     pub max_interruptions: u32,
-    #[serde(default = "default_ten_minutes")]
+    #[serde(
+        default = "default_ten_minutes",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub interruption_window: Duration,
-    #[serde(default = "default_ten_minutes")]
+    #[serde(
+        default = "default_ten_minutes",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub calm_period: Duration,
     #[serde(default = "default_move_back_step")]
     pub move_back_step: Amount,
-    #[serde(default = "default_move_back_interval")]
+    #[serde(
+        default = "default_move_back_interval",
+        deserialize_with = "wasmscaler_sdk::duration::non_negative"
+    )]
     pub move_back_interval: Duration,
 }
 
@@ -368,7 +267,7 @@ pub fn validate(cfg: &Config) -> Result<(), PolicyError> {
     if cfg.pending_timeout.ms() == 0 {
         return Err(bad("'pendingTimeout' must be longer than 0s".into()));
     }
-    let w = cfg.interruption_window.ms();
+    let w = cfg.interruption_window.ms_u64();
     if w == 0 || w > MAX_INTERRUPTION_WINDOW_MS {
         return Err(bad(format!(
             "'interruptionWindow' must be within (0s, 1h] (the window of 'spot-interruptions' the policy requests), got {}",
@@ -392,24 +291,6 @@ pub fn validate(cfg: &Config) -> Result<(), PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_and_print() {
-        assert_eq!(parse_duration("2m"), Ok(120_000));
-        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
-        assert_eq!(parse_duration("90s"), Ok(90_000));
-        assert_eq!(parse_duration("500ms"), Ok(500));
-        assert_eq!(parse_duration("1.5m"), Ok(90_000));
-        assert!(parse_duration("5").unwrap_err().contains("lacks a unit"));
-        assert!(parse_duration("5d").unwrap_err().contains("unknown unit 'd'"));
-        assert!(parse_duration("m").is_err());
-        assert!(parse_duration("").is_err());
-        assert_eq!(fmt_ms(120_000), "2m");
-        assert_eq!(fmt_ms(150_000), "2m30s");
-        assert_eq!(fmt_ms(5_400_000), "1h30m");
-        assert_eq!(fmt_ms(500), "500ms");
-        assert_eq!(fmt_ms(0), "0s");
-    }
 
     #[test]
     fn amounts_round_up_and_are_at_least_one() {

@@ -23,7 +23,6 @@ pub mod config;
 use serde::{Deserialize, Serialize};
 use wasmscaler_sdk::prelude::*;
 
-use config::fmt_ms;
 pub use config::{Amount, CapacityType, Config, Duration, MAX_INTERRUPTION_WINDOW_MS, Pool};
 
 /// What the policy remembers per workload.
@@ -139,7 +138,7 @@ impl Policy for SpotFallback {
         let mut pods_interrupted = 0.0;
         let mut newest_interruption: Option<i64> = None;
         if let Some(s) = ctx.try_signal("spot-interruptions") {
-            for smp in s.window(now, cfg.interruption_window.ms()) {
+            for smp in s.window(now, cfg.interruption_window.ms_u64()) {
                 let v = wasmscaler_sdk::math::finite("signal 'spot-interruptions'", smp.value)?;
                 if v > 0.0 {
                     events = events.saturating_add(1);
@@ -176,7 +175,7 @@ impl Policy for SpotFallback {
         let mut action = String::new();
         let can_reshift = st
             .last_shift_ms
-            .is_none_or(|t| now.saturating_sub(t) >= timeout.ms_i64());
+            .is_none_or(|t| now.saturating_sub(t) >= timeout.ms());
         if interruption_spike {
             if st.shifted < spot_share {
                 action = format!(
@@ -207,7 +206,7 @@ impl Policy for SpotFallback {
             let why = if pending_timed_out {
                 format!(
                     "{what}, oldest {} >= pendingTimeout {}",
-                    fmt_ms((pending_secs.unwrap_or(0.0) * 1000.0) as u64),
+                    Duration((pending_secs.unwrap_or(0.0) * 1000.0) as i64),
                     timeout
                 )
             } else {
@@ -222,15 +221,15 @@ impl Policy for SpotFallback {
             st.cause = Some(why);
         } else if st.shifted > 0 {
             let calm_for = trouble_at.map(|t| now.saturating_sub(t));
-            let calm = calm_for.is_none_or(|c| c >= cfg.calm_period.ms_i64());
+            let calm = calm_for.is_none_or(|c| c >= cfg.calm_period.ms());
             let interval_ok = st
                 .last_move_back_ms
-                .is_none_or(|t| now.saturating_sub(t) >= cfg.move_back_interval.ms_i64());
+                .is_none_or(|t| now.saturating_sub(t) >= cfg.move_back_interval.ms());
             let cause = st.cause.clone().unwrap_or_else(|| "spot trouble".into());
             if !calm {
                 action = format!(
                     "on-demand fallback ({cause}); calm for {} of {}",
-                    fmt_ms(u64::try_from(calm_for.unwrap_or(0)).unwrap_or(0)),
+                    Duration(calm_for.unwrap_or(0).max(0)),
                     cfg.calm_period
                 );
             } else if pending_n.is_some_and(|n| n > 0) {
