@@ -50,21 +50,25 @@ impl SignalError {
     }
 }
 
-pub(crate) fn parse_as(
+/// The source spec of `req`, which the router sent to the `kind` gatherer, as that kind's
+/// options: `pick` takes them out of the spec (`None` for another variant, which the kind
+/// check before it rules out).
+pub(crate) fn parse_as<T>(
     req: &SignalRequest,
     src: Option<&serde_json::Value>,
     kind: &'static str,
-) -> Result<SourceSpec, SignalError> {
-    let spec = src.ok_or_else(|| SignalError::new(req, kind, SourceError::Spec("no source spec".into())))?;
-    let parsed = SourceSpec::parse(spec).map_err(|e| SignalError::new(req, kind, SourceError::Spec(e)))?;
+    pick: impl FnOnce(SourceSpec) -> Option<T>,
+) -> Result<T, SignalError> {
+    let spec_error = |msg: String| SignalError::new(req, kind, SourceError::Spec(msg));
+    let spec = src.ok_or_else(|| spec_error("no source spec".into()))?;
+    let parsed = SourceSpec::parse(spec).map_err(spec_error)?;
     if parsed.kind() != kind {
-        return Err(SignalError::new(
-            req,
-            kind,
-            SourceError::Spec(format!("routed to {kind} but is a {} source", parsed.kind())),
-        ));
+        return Err(spec_error(format!(
+            "routed to {kind} but is a {} source",
+            parsed.kind()
+        )));
     }
-    Ok(parsed)
+    pick(parsed).ok_or_else(|| spec_error(format!("not a {kind} source")))
 }
 
 /// Collect per-signal results into a [`Gathered`].
@@ -106,13 +110,10 @@ impl PrometheusGatherer {
         src: Option<&serde_json::Value>,
         now_ms: i64,
     ) -> Result<Signal, SignalError> {
-        let SourceSpec::Prometheus(p) = parse_as(req, src, "prometheus")? else {
-            return Err(SignalError::new(
-                req,
-                "prometheus",
-                SourceError::Spec("not a prometheus source".into()),
-            ));
-        };
+        let p = parse_as(req, src, "prometheus", |spec| match spec {
+            SourceSpec::Prometheus(p) => Some(p),
+            _ => None,
+        })?;
         let timeout = Duration::from_millis(p.timeout_ms);
         let server = p.server.as_deref();
         let mut samples = if req.window_ms == 0 {
@@ -241,13 +242,10 @@ impl RedisGatherer {
         src: Option<&serde_json::Value>,
         now_ms: i64,
     ) -> Result<Signal, SignalError> {
-        let SourceSpec::Redis(r) = parse_as(req, src, "redis")? else {
-            return Err(SignalError::new(
-                req,
-                "redis",
-                SourceError::Spec("not a redis source".into()),
-            ));
-        };
+        let r = parse_as(req, src, "redis", |spec| match spec {
+            SourceSpec::Redis(r) => Some(r),
+            _ => None,
+        })?;
         let n = self
             .queues
             .list_len(&r.url, &r.list, Duration::from_millis(r.timeout_ms))

@@ -448,11 +448,16 @@ impl SignalGatherer for KubeObjectsGatherer {
             let mut bad: Vec<Result<Signal, SignalError>> = Vec::new();
             for (req, src) in plan {
                 match src {
-                    Some(v) => match parse_as(req, Some(v), "kubernetes") {
-                        Ok(SourceSpec::Kubernetes(k)) => mine.push((req, k)),
-                        Ok(_) => {}
-                        Err(e) => bad.push(Err(e)),
-                    },
+                    Some(v) => {
+                        let picked = parse_as(req, Some(v), "kubernetes", |spec| match spec {
+                            SourceSpec::Kubernetes(k) => Some(k),
+                            _ => None,
+                        });
+                        match picked {
+                            Ok(k) => mine.push((req, k)),
+                            Err(e) => bad.push(Err(e)),
+                        }
+                    }
                     None if self.fallback => match Self::default_source(&req.name, target) {
                         Some(k) => mine.push((req, k)),
                         None => rest.push((req.clone(), None)),
