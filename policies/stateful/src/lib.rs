@@ -447,31 +447,9 @@ impl Policy for Stateful {
             }
         }
         let k = |n: u32| n.saturating_mul(step);
-        if target > current {
-            if !blocked.is_empty() {
-                return hold(
-                    base,
-                    format!(
-                        "holding at {current}: {} (want {target}; {why})",
-                        blocked.join(", ")
-                    ),
-                );
-            }
-            let from = if cfg.align_to_step {
-                round_down(current, step)
-            } else {
-                current
-            };
-            let next = from.saturating_add(k(cfg.max_step_up)).min(target);
-            let d = base.reason(format!("scaling up {current} -> {next} (want {target}): {why}"));
-            return Ok(Decision {
-                replicas: ctx.clamp(next),
-                ..d
-            });
-        }
-
-        // target < current: scale down.
-        if let Some(last) = state.last_scale_down_ms {
+        let scaling_up = target > current;
+        // Only a removal waits out the cooldown after the last one.
+        if !scaling_up && let Some(last) = state.last_scale_down_ms {
             let since = now.saturating_sub(last);
             let cooldown = secs_ms(cfg.scale_down_cooldown_seconds);
             if since < cooldown {
@@ -491,14 +469,26 @@ impl Policy for Stateful {
                 ),
             );
         }
-        let from = if cfg.align_to_step {
-            round_up(current, step)
-        } else {
-            current
+        // target != current here. With alignToStep a step starts from the grid point behind
+        // `current` (below it going up, above it going down), so it ends on the grid.
+        let start = |align: fn(u32, u32) -> u32| {
+            if cfg.align_to_step {
+                align(current, step)
+            } else {
+                current
+            }
         };
-        let next = from.saturating_sub(k(cfg.max_step_down)).max(target);
-        state.last_scale_down_ms = Some(now);
-        let d = base.reason(format!("scaling down {current} -> {next} (want {target}): {why}"));
+        let (next, direction) = if scaling_up {
+            let next = start(round_down).saturating_add(k(cfg.max_step_up)).min(target);
+            (next, "up")
+        } else {
+            state.last_scale_down_ms = Some(now);
+            let next = start(round_up).saturating_sub(k(cfg.max_step_down)).max(target);
+            (next, "down")
+        };
+        let d = base.reason(format!(
+            "scaling {direction} {current} -> {next} (want {target}): {why}"
+        ));
         Ok(Decision {
             replicas: ctx.clamp(next),
             ..d
