@@ -234,7 +234,12 @@ impl Plan {
     fn only_firing(&self, job: &Job) -> Option<i64> {
         let start = self.start_ms.unwrap_or(i64::MIN / 2);
         let limit = start.saturating_add(LOOKBACK_DAYS * DAY_MS);
-        let mut t = start.checked_sub(1)?;
+        self.first_counted_after(job, start.checked_sub(1)?, limit)
+    }
+
+    /// The job's first firing strictly after `t` and at or before `limit` that is not on
+    /// an excluded day (ignores `start` and `runOnce`: the callers handle those).
+    fn first_counted_after(&self, job: &Job, mut t: i64, limit: i64) -> Option<i64> {
         loop {
             let f = job.schedule.next_after(self.tz, self.anchor(), t)?;
             if f > limit {
@@ -243,6 +248,7 @@ impl Plan {
             if self.excluded_by(f).is_none() {
                 return Some(f);
             }
+            // Skip the rest of the excluded day in one step.
             t = next_day_start(self.tz, f)?.checked_sub(1)?;
         }
     }
@@ -277,20 +283,11 @@ impl Plan {
         if job.run_once {
             return self.only_firing(job).filter(|&f| f > now && f <= limit);
         }
-        let mut t = match self.start_ms {
+        let after = match self.start_ms {
             Some(s) if s > now => s.checked_sub(1)?,
             _ => now,
         };
-        loop {
-            let f = job.schedule.next_after(self.tz, self.anchor(), t)?;
-            if f > limit {
-                return None;
-            }
-            if self.excluded_by(f).is_none() {
-                return Some(f);
-            }
-            t = next_day_start(self.tz, f)?.checked_sub(1)?;
-        }
+        self.first_counted_after(job, after, limit)
     }
 
     fn fmt_time(&self, ms: i64) -> String {
