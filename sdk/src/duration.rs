@@ -15,7 +15,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 /// names the key) reports a negative value; see [`non_negative`] for rejecting it while
 /// deserializing. Parts finer than a millisecond are rounded to the nearest one.
 ///
-/// `Display` prints the shortest exact form: `2m`, `150s`, `1h1s`, `1.5s`, `250ms`, `0s`.
+/// `Display` prints what an operator reads: `2m`, `2m30s`, `1h1s`, `1.5s`, `250ms`, `0s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Duration(pub i64);
 
@@ -155,13 +155,9 @@ const PRINT_UNITS: [(&str, u64); 5] = [
     ("ms", 1),
 ];
 
-/// The shortest exact rendering of `ms` > 0 among: one unit (`150s`), a compound
-/// (`1h1s`), and decimal seconds (`1.5s`); on a tie the earlier of these.
-fn shortest(ms: u64) -> String {
-    let one_unit = PRINT_UNITS
-        .iter()
-        .find(|(_, size)| ms.is_multiple_of(*size))
-        .map(|(unit, size)| format!("{}{unit}", ms / size));
+/// How an operator reads `ms` > 0: whole units largest first (`2m30s`, `1h30m`, `7d`), or
+/// decimal seconds when that is shorter for a sub-second remainder (`1.5s`, not `1s500ms`).
+fn readable(ms: u64) -> String {
     let mut compound = String::new();
     let mut left = ms;
     for (unit, size) in PRINT_UNITS {
@@ -170,15 +166,16 @@ fn shortest(ms: u64) -> String {
             left %= size;
         }
     }
-    let decimal_seconds = (!ms.is_multiple_of(1000)).then(|| {
-        let millis = format!("{:03}", ms % 1000);
-        format!("{}.{}s", ms / 1000, millis.trim_end_matches('0'))
-    });
-    [one_unit, Some(compound), decimal_seconds]
-        .into_iter()
-        .flatten()
-        .min_by_key(String::len)
-        .unwrap_or_default()
+    if ms.is_multiple_of(1000) {
+        return compound;
+    }
+    let millis = format!("{:03}", ms % 1000);
+    let decimal = format!("{}.{}s", ms / 1000, millis.trim_end_matches('0'));
+    if decimal.len() < compound.len() {
+        decimal
+    } else {
+        compound
+    }
 }
 
 impl fmt::Display for Duration {
@@ -189,7 +186,7 @@ impl fmt::Display for Duration {
         if self.0 < 0 {
             f.write_str("-")?;
         }
-        f.write_str(&shortest(self.0.unsigned_abs()))
+        f.write_str(&readable(self.0.unsigned_abs()))
     }
 }
 
@@ -337,12 +334,12 @@ mod tests {
     }
 
     #[test]
-    fn display_is_the_shortest_exact_form() {
+    fn display_is_what_an_operator_reads() {
         let show = |ms: i64| Duration(ms).to_string();
         assert_eq!(show(0), "0s");
         assert_eq!(show(120_000), "2m");
-        assert_eq!(show(150_000), "150s");
-        assert_eq!(show(5_400_000), "90m");
+        assert_eq!(show(150_000), "2m30s");
+        assert_eq!(show(5_400_000), "1h30m");
         assert_eq!(show(3_601_000), "1h1s");
         assert_eq!(show(86_400_000), "1d");
         assert_eq!(show(604_800_000), "7d");
@@ -352,7 +349,7 @@ mod tests {
         assert_eq!(show(250), "250ms");
         assert_eq!(show(1), "1ms");
         assert_eq!(show(-5000), "-5s");
-        assert_eq!(show(i64::MIN), format!("-{}ms", i64::MIN.unsigned_abs()));
+        assert_eq!(show(i64::MIN), "-9223372036854775.808s");
     }
 
     #[test]

@@ -129,7 +129,7 @@ fn spot_pods_pending_past_the_timeout_move_to_on_demand() {
     assert_eq!(placement(&d), pl(3, 7));
     assert!(
         d.reason
-            .contains("on-demand 7 (floor 3 + 4 fallback), spot 3; 4 spot pods Pending, oldest 150s >= pendingTimeout 2m: moving 4 to on-demand"),
+            .contains("on-demand 7 (floor 3 + 4 fallback), spot 3; 4 spot pods Pending, oldest 2m30s >= pendingTimeout 2m: moving 4 to on-demand"),
         "{}",
         d.reason
     );
