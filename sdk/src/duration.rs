@@ -1,6 +1,11 @@
 //! A duration in policy configuration: one parser, one serde form and one rendering that
 //! every policy shares, so `"90s"` means the same thing (and prints the same way) in all
 //! of them.
+//!
+//! Why not jiff's "friendly" format (`jiff::Span`'s `FromStr`): Knative's and cron's keys are
+//! documented as Go `time.ParseDuration` strings, and configs are copied from Go tooling.
+//! jiff 0.2.46 refuses Go forms such as `".5s"`, `"5.s"` and `"1.5h30m"` (a fraction before
+//! the last term), and a bare number; this parser reads Go's grammar plus `d`/`w`.
 
 use std::fmt;
 
