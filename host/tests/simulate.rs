@@ -348,3 +348,31 @@ fn bad_input_exits_2_naming_file_line_and_key_and_writes_nothing() {
         assert!(!wrote, "{what}: an output file was written");
     }
 }
+
+#[test]
+fn every_bundled_scenario_loads_and_its_policies_accept_their_config() {
+    // What `wasmscaler simulate <file>` checks before its first tick (trace, keys, each
+    // policy's validate-config), for every scenario the README points users at; the runs
+    // themselves take minutes and are not repeated here.
+    fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                yaml_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    yaml_files(&repo().join("examples/scenarios"), &mut files);
+    files.sort();
+    assert!(files.len() >= 20, "{files:?}");
+    for f in &files {
+        let loaded = wasmscaler::sim::scenario::load(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let registry = wasmscaler::sim::setup::registry_for(&loaded).unwrap();
+        let prepared = wasmscaler::sim::setup::prepare(loaded, registry)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(!prepared.entries.is_empty(), "{}", f.display());
+    }
+}
