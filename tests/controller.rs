@@ -37,6 +37,14 @@ spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  
     )
 }
 
+/// Every series (a metric name with its labels) is in the controller's metrics.
+fn assert_metrics_have(ctl: &wasmscaler::kube::Running, series: &[&str]) {
+    let text = ctl.metrics.encode();
+    for s in series {
+        assert!(text.contains(s), "missing {s} in:\n{text}");
+    }
+}
+
 async fn replicas_become(cp: &ControlPlane, ns: &str, kind: &str, name: &str, want: u32) {
     eventually(&format!("{kind}/{name} has {want} replicas"), || async {
         (cp.replicas(ns, kind, name) == Some(want)).then_some(())
@@ -77,14 +85,12 @@ async fn annotated_deployment_is_scaled_through_scale_and_follows_kubectl_annota
     replicas_become(cp, &ns, "deployment", "web", 2).await;
 
     // Metrics were counted.
-    let text = ctl.metrics.encode();
-    assert!(
-        text.contains("wasmscaler_evaluations_total{result=\"scale\"}"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wasmscaler_scale_writes_total{result=\"down\"}"),
-        "{text}"
+    assert_metrics_have(
+        &ctl,
+        &[
+            "wasmscaler_evaluations_total{result=\"scale\"}",
+            "wasmscaler_scale_writes_total{result=\"down\"}",
+        ],
     );
     ctl.shutdown().await;
 }
@@ -160,11 +166,7 @@ async fn a_bad_annotation_is_reported_and_the_controller_keeps_serving_others() 
         "wasmscaler.io/min-replicas=2",
     ]);
     replicas_become(cp, &ns, "deployment", "broken", 9).await;
-    assert!(
-        ctl.metrics
-            .encode()
-            .contains("wasmscaler_errors_total{kind=\"annotation\"}")
-    );
+    assert_metrics_have(&ctl, &["wasmscaler_errors_total{kind=\"annotation\"}"]);
     ctl.shutdown().await;
 }
 
@@ -218,14 +220,12 @@ async fn a_policy_file_is_hot_reloaded_while_the_controller_runs() {
     std::fs::write(&tmp, hpa).expect("write");
     std::fs::rename(&tmp, &file).expect("rename");
     replicas_become(cp, &ns, "deployment", "web", 6).await;
-    let text = ctl.metrics.encode();
-    assert!(
-        text.contains("wasmscaler_policy_loads_total{outcome=\"loaded\"}"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wasmscaler_policy_loads_total{outcome=\"rejected\"}"),
-        "{text}"
+    assert_metrics_have(
+        &ctl,
+        &[
+            "wasmscaler_policy_loads_total{outcome=\"loaded\"}",
+            "wasmscaler_policy_loads_total{outcome=\"rejected\"}",
+        ],
     );
     ctl.shutdown().await;
 }
@@ -455,11 +455,7 @@ async fn paused_at_a_count_then_holding_then_resumed() {
     })
     .await;
     assert_ne!(st["action"], "paused", "{st}");
-    let text = ctl.metrics.encode();
-    assert!(
-        text.contains("wasmscaler_evaluations_total{result=\"paused\"}"),
-        "{text}"
-    );
+    assert_metrics_have(&ctl, &["wasmscaler_evaluations_total{result=\"paused\"}"]);
     ctl.shutdown().await;
 }
 
@@ -556,11 +552,7 @@ async fn fallback_replicas_after_the_failure_threshold_while_a_neighbour_keeps_s
         "example.com/missing=200",
     ]);
     replicas_become(cp, &ns, "deployment", "broken", 2).await;
-    let text = ctl.metrics.encode();
-    assert!(
-        text.contains("wasmscaler_evaluations_total{result=\"failed\"}"),
-        "{text}"
-    );
+    assert_metrics_have(&ctl, &["wasmscaler_evaluations_total{result=\"failed\"}"]);
     ctl.shutdown().await;
 }
 
