@@ -74,14 +74,7 @@ async fn annotated_deployment_is_scaled_through_scale_and_follows_kubectl_annota
     assert_eq!(status["desired"], 5, "{status}");
 
     // A user changes the load with kubectl, exactly as documented.
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "annotate",
-        "--overwrite",
-        "deployment/web",
-        "example.com/load=200",
-    ]);
+    cp.annotate(&ns, "deployment/web", "example.com/load=200");
     replicas_become(cp, &ns, "deployment", "web", 2).await;
 
     // Metrics were counted.
@@ -157,14 +150,7 @@ async fn a_bad_annotation_is_reported_and_the_controller_keeps_serving_others() 
         assert_eq!(cp.replicas(&ns, "deployment", name), Some(3));
     }
     // Fixing the annotation is picked up at once.
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "annotate",
-        "--overwrite",
-        "deployment/broken",
-        "wasmscaler.io/min-replicas=2",
-    ]);
+    cp.annotate(&ns, "deployment/broken", "wasmscaler.io/min-replicas=2");
     replicas_become(cp, &ns, "deployment", "broken", 9).await;
     assert_metrics_have(&ctl, &["wasmscaler_errors_total{kind=\"annotation\"}"]);
     ctl.shutdown().await;
@@ -255,14 +241,7 @@ async fn a_restarted_controller_continues_from_persisted_state() {
     first.shutdown().await;
 
     // Load drops while no controller runs; the new one must remember the window.
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "annotate",
-        "--overwrite",
-        "deployment/web",
-        "example.com/load=100",
-    ]);
+    cp.annotate(&ns, "deployment/web", "example.com/load=100");
     let second = cp.start_controller(settings(&ns)).await;
     let status = eventually_within(
         "a decision by the new controller",
@@ -308,14 +287,7 @@ async fn with_two_replicas_only_the_leader_writes() {
     // The leader goes away: the standby takes over and acts on the next change.
     a.shutdown().await;
     eventually("replica-b leads", || async { b.is_leader().then_some(()) }).await;
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "annotate",
-        "--overwrite",
-        "deployment/web",
-        "example.com/load=700",
-    ]);
+    cp.annotate(&ns, "deployment/web", "example.com/load=700");
     replicas_become(cp, &ns, "deployment", "web", 7).await;
     let writers = scale_writers(cp, &ns);
     assert_eq!(writers, vec!["replica-a".to_string(), "replica-b".to_string()]);
@@ -410,14 +382,7 @@ async fn paused_at_a_count_then_holding_then_resumed() {
     assert!(note.contains("policy proposed 8, holding at 3"), "{note}");
 
     // More load (re-evaluated at once): still 3.
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "annotate",
-        "--overwrite",
-        "deployment/web",
-        "example.com/load=900",
-    ]);
+    cp.annotate(&ns, "deployment/web", "example.com/load=900");
     eventually("status sees the new load", || async {
         status(cp, &ns, "web").filter(|s| s["proposal"] == 9 && s["action"] == "paused")
     })
@@ -425,14 +390,7 @@ async fn paused_at_a_count_then_holding_then_resumed() {
     assert_eq!(cp.replicas(&ns, "deployment", "web"), Some(3));
 
     // `true` holds whatever the count is now: a user scales to 2 by hand, it stays 2.
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "annotate",
-        "--overwrite",
-        "deployment/web",
-        "wasmscaler.io/paused=true",
-    ]);
+    cp.annotate(&ns, "deployment/web", "wasmscaler.io/paused=true");
     cp.kubectl_ok(&["-n", &ns, "scale", "deployment/web", "--replicas=2"]);
     let st = eventually("status says paused at 2", || async {
         status(cp, &ns, "web").filter(|s| s["action"] == "paused" && s["current"] == 2)
@@ -518,14 +476,7 @@ async fn fallback_replicas_after_the_failure_threshold_while_a_neighbour_keeps_s
 
     // Meanwhile the neighbour is scaled normally, and keeps following its load.
     replicas_become(cp, &ns, "deployment", "good", 3).await;
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "annotate",
-        "--overwrite",
-        "deployment/good",
-        "example.com/load=600",
-    ]);
+    cp.annotate(&ns, "deployment/good", "example.com/load=600");
     replicas_become(cp, &ns, "deployment", "good", 6).await;
     // The broken one stays at its fallback while it keeps failing.
     let st = eventually("broken's status says failed at 4", || async {
@@ -543,14 +494,7 @@ async fn fallback_replicas_after_the_failure_threshold_while_a_neighbour_keeps_s
     assert_eq!(cp.replicas(&ns, "deployment", "broken"), Some(4));
 
     // The signal appears: normal scaling resumes.
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "annotate",
-        "--overwrite",
-        "deployment/broken",
-        "example.com/missing=200",
-    ]);
+    cp.annotate(&ns, "deployment/broken", "example.com/missing=200");
     replicas_become(cp, &ns, "deployment", "broken", 2).await;
     assert_metrics_have(&ctl, &["wasmscaler_evaluations_total{result=\"failed\"}"]);
     ctl.shutdown().await;

@@ -31,14 +31,7 @@ spec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n 
     tokio::time::sleep(Duration::from_secs(4)).await;
     cp.start_apiserver();
 
-    cp.kubectl_ok(&[
-        "-n",
-        &ns,
-        "annotate",
-        "--overwrite",
-        "deployment/web",
-        "example.com/load=600",
-    ]);
+    cp.annotate(&ns, "deployment/web", "example.com/load=600");
     eventually_within("scaled to 6 after the restart", Duration::from_secs(60), want(6)).await;
     assert!(ctl.is_leader(), "the only replica leads again");
     ctl.shutdown().await;

@@ -334,6 +334,11 @@ impl ControlPlane {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// `kubectl -n NS annotate --overwrite OBJECT KEY=VALUE`, as a user changes an annotation.
+    pub fn annotate(&self, ns: &str, object: &str, key_value: &str) {
+        self.kubectl_ok(&["-n", ns, "annotate", "--overwrite", object, key_value]);
+    }
+
     /// kubectl apply of a YAML document given as text.
     pub fn apply(&self, yaml: &str) -> String {
         let path = self.dir().join(format!("apply-{}.yaml", unique()));
