@@ -255,28 +255,15 @@ fn typed<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     })
 }
 
-/// `15s`, `2m`, `1h`, `500ms` or a bare number of seconds.
+/// A positive duration in ms: `15s`, `2m`, `1h30m`, `7d`, `500ms` or a bare number of
+/// seconds, read by the SDK's [`wasmscaler_sdk::Duration`] so annotations, signal sources and
+/// policy configs accept the same forms.
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1000)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60_000)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3_600_000)
-    } else {
-        (t, 1000)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{t}' is not a duration like 15s, 2m, 1h"))?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!("'{t}' must be a positive duration"));
-    }
-    Ok((v * mult as f64).round() as u64)
+    let d = wasmscaler_sdk::Duration::parse(text)?;
+    u64::try_from(d.ms())
+        .ok()
+        .filter(|&ms| ms > 0)
+        .ok_or_else(|| format!("'{}' must be a positive duration", text.trim()))
 }
 
 #[cfg(test)]
@@ -288,6 +275,17 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn durations_read_like_policy_configs_and_must_be_positive() {
+        assert_eq!(parse_duration_ms("15s"), Ok(15_000));
+        assert_eq!(parse_duration_ms("90"), Ok(90_000));
+        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("7d"), Ok(604_800_000));
+        assert!(parse_duration_ms("0s").unwrap_err().contains("positive"));
+        assert!(parse_duration_ms("-5s").unwrap_err().contains("positive"));
+        assert!(parse_duration_ms("soon").unwrap_err().contains("not a duration"));
     }
 
     #[test]

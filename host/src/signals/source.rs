@@ -189,27 +189,10 @@ fn duration(kind: &str, m: &Map<String, Value>, key: &str) -> Result<Option<u64>
                 .map(Some)
                 .map_err(|e| format!("'{kind}.{key}': {e}"))
         }
-        Some(Value::String(s)) => parse_long_duration_ms(s)
+        Some(Value::String(s)) => parse_duration_ms(s)
             .map(Some)
             .map_err(|e| format!("'{kind}.{key}': {e}")),
         Some(v) => Err(format!("'{kind}.{key}' must be a duration like 5s, got {v}")),
-    }
-}
-
-/// Like [`parse_duration_ms`], plus days (`7d`) for history windows.
-pub fn parse_long_duration_ms(text: &str) -> Result<u64, String> {
-    match text.trim().strip_suffix('d') {
-        Some(n) => {
-            let v: f64 = n
-                .trim()
-                .parse()
-                .map_err(|_| format!("'{text}' is not a duration like 15s, 2m, 1h, 7d"))?;
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("'{text}' must be a positive duration"));
-            }
-            Ok((v * 86_400_000.0).round() as u64)
-        }
-        None => parse_duration_ms(text),
     }
 }
 

@@ -31,23 +31,14 @@ impl<'de> Deserialize<'de> for Millis {
     }
 }
 
-/// `7d`, or anything [`crate::core::spec::parse_duration_ms`] reads; `0` and `0s` are 0.
+/// A duration in ms that may be 0 (`from: 0s`): what [`wasmscaler_sdk::Duration`] reads
+/// (`7d`, `90s`, `1h30m`, a bare number of seconds), not negative.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let t = text.trim();
-    if let Some(days) = t.strip_suffix('d') {
-        let v: f64 = days
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{t}' is not a duration like 15s, 2m, 1h, 7d"))?;
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(format!("'{t}' must not be negative"));
-        }
-        return Ok((v * 86_400_000.0).round() as i64);
+    let ms = wasmscaler_sdk::Duration::parse(text)?.ms();
+    if ms < 0 {
+        return Err(format!("'{}' must not be negative", text.trim()));
     }
-    if t.trim_end_matches(['s', 'm', 'h']).trim().parse::<f64>() == Ok(0.0) {
-        return Ok(0);
-    }
-    crate::core::spec::parse_duration_ms(t).map(|v| v as i64)
+    Ok(ms)
 }
 
 /// Pod start-up delay: fixed or drawn per pod from the scenario's seeded RNG.
@@ -685,6 +676,12 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), 172_800_000);
         assert_eq!(parse_duration("0s").unwrap(), 0);
         assert_eq!(parse_duration("90").unwrap(), 90_000);
+        assert_eq!(parse_duration("1d12h").unwrap(), 129_600_000);
+        assert!(
+            parse_duration("-1s")
+                .unwrap_err()
+                .contains("must not be negative")
+        );
     }
 
     #[test]
