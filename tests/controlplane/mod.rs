@@ -71,7 +71,7 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn bin_dir() -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     std::env::var_os("WASMSCALER_CP_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/controlplane/bin"))

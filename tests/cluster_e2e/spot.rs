@@ -1,0 +1,207 @@
+//! spot-fallback (seed Pattern 3) on real capacity: a spot pool with room for 4 pods and an
+//! on-demand pool. The policy wants 10 replicas (3 on the on-demand floor, 7 on spot):
+//! 1. the scheduler leaves 3 spot pods Pending (Unschedulable: not enough cpu) -> after
+//!    `pendingTimeout` those 3 move to on-demand;
+//! 2. the spot nodes are interrupted (tainted `karpenter.sh/disruption`, as Karpenter does
+//!    before draining) -> the whole spot share moves to on-demand; the spot pods go away and
+//!    the drained nodes are deleted;
+//! 3. new spot nodes join -> after `calmPeriod` replicas move back to spot `moveBackStep` at a
+//!    time until the split is 3/7 again.
+//! The on-demand floor (3) holds throughout, and every replica the policy asks for ends up a
+//! Ready pod on a node of the right capacity type.
+
+use std::time::{Duration, Instant};
+
+use crate::cluster::{CAPACITY_LABEL, Cluster, NodePool};
+use crate::controlplane::eventually_within;
+use crate::start_controller;
+
+fn variant(ns: &str, name: &str, pool: &NodePool, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n      annotations: {{pod-ready.stage.kwok.x-k8s.io/delay: 1s}}\n    spec:\n      nodeSelector: {{{CAPACITY_LABEL}: {cap}, wasmscaler.test/pool: {pool}}}\n      tolerations: [{{key: wasmscaler.test/pool, operator: Exists, effect: NoSchedule}}]\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n        resources: {{requests: {{cpu: '1'}}}}\n",
+        cap = pool.capacity_type,
+        pool = pool.name,
+    )
+}
+
+fn holder(ns: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: {ns}
+  annotations:
+    wasmscaler.io/policy: spot-fallback
+    wasmscaler.io/interval: 1s
+    wasmscaler.io/max-replicas: "20"
+    wasmscaler.io/config: |
+      averageValue: 100
+      onDemandBase: 0.3
+      pendingTimeout: 3s
+      maxInterruptions: 1
+      interruptionWindow: 5s
+      calmPeriod: 10s
+      moveBackStep: 2
+      moveBackInterval: 3s
+      signals:
+        load: {{value: 1000}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec: {{containers: [{{name: web, image: registry.invalid/web:1}}]}}
+"#
+    )
+}
+
+/// (spec.replicas of web-spot, of web-on-demand).
+fn split(c: &Cluster, ns: &str) -> (u32, u32) {
+    (
+        c.replicas(ns, "deployment", "web-spot").unwrap_or(0),
+        c.replicas(ns, "deployment", "web-on-demand").unwrap_or(0),
+    )
+}
+
+/// Ready pods of a variant on nodes of `pool`.
+fn serving_on(c: &Cluster, ns: &str, app: &str, pool: &str) -> usize {
+    c.pods(ns, &format!("app={app}"))
+        .iter()
+        .filter(|p| p.serving() && p.node.as_deref().is_some_and(|n| n.starts_with(pool)))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_full_interrupted_and_back_moves_replicas_between_real_pools() {
+    let c = Cluster::shared();
+    let ns = c.namespace("spot").await;
+    let spot = NodePool::new(&format!("{ns}-spot"), "spot", 2).cpu("2").tainted();
+    let od = NodePool::new(&format!("{ns}-od"), "on-demand", 2)
+        .cpu("8")
+        .tainted();
+    c.node_pool(&spot);
+    c.node_pool(&od);
+    c.apply(&variant(&ns, "web-spot", &spot, 0));
+    c.apply(&variant(&ns, "web-on-demand", &od, 0));
+    c.apply(&holder(&ns));
+    let ctl = start_controller(c, &ns, None, &[]).await;
+
+    // 1. 10 wanted: 7 spot, 3 on-demand; the spot pool fits 4, 3 stay Pending.
+    eventually_within("split 7 spot / 3 on-demand", Duration::from_secs(20), || async {
+        (split(c, &ns) == (7, 3)).then_some(())
+    })
+    .await;
+    eventually_within("3 spot pods Unschedulable", Duration::from_secs(20), || async {
+        let ps = c.pods(&ns, "app=web-spot");
+        (ps.iter().filter(|p| p.unschedulable && p.node.is_none()).count() == 3).then_some(())
+    })
+    .await;
+    eventually_within(
+        "the 3 Pending spot replicas moved to on-demand",
+        Duration::from_secs(20),
+        || async { (split(c, &ns) == (4, 6)).then_some(()) },
+    )
+    .await;
+    eventually_within(
+        "4 Ready on spot nodes, 6 on on-demand nodes, none Pending",
+        Duration::from_secs(30),
+        || async {
+            (serving_on(c, &ns, "web-spot", &spot.name) == 4
+                && serving_on(c, &ns, "web-on-demand", &od.name) == 6
+                && c.pods(&ns, "app=web-spot").len() == 4)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        c.events(&ns, "web")
+            .iter()
+            .any(|(_, n)| n.contains("spot web-spot 7->4") && n.contains("on-demand web-on-demand 3->6")),
+        "an Event names the pool change: {:?}",
+        c.events(&ns, "web")
+    );
+
+    // 2. Interruption: both spot nodes get Karpenter's disruption taint.
+    for n in spot.node_names() {
+        c.kubectl_ok(&[
+            "taint",
+            "node",
+            &n,
+            "karpenter.sh/disruption=disrupting:NoSchedule",
+        ]);
+    }
+    eventually_within(
+        "the whole spot share on on-demand",
+        Duration::from_secs(20),
+        || async { (split(c, &ns) == (0, 10)).then_some(()) },
+    )
+    .await;
+    eventually_within(
+        "10 Ready on on-demand, the spot pods gone",
+        Duration::from_secs(30),
+        || async {
+            (serving_on(c, &ns, "web-on-demand", &od.name) == 10 && c.pods(&ns, "app=web-spot").is_empty())
+                .then_some(())
+        },
+    )
+    .await;
+    // Drained: the interrupted nodes go away, as the cloud reclaims them.
+    for n in spot.node_names() {
+        c.kubectl_ok(&["delete", "node", &n]);
+    }
+
+    // 3. Fresh spot capacity (8 pods); after the calm period replicas move back 2 at a time.
+    let spot2 = NodePool::new(&format!("{ns}-spot2"), "spot", 4)
+        .cpu("2")
+        .tainted();
+    c.node_pool(&spot2);
+    c.kubectl_ok(&[
+        "-n",
+        &ns,
+        "patch",
+        "deployment",
+        "web-spot",
+        "--type=merge",
+        "-p",
+        &format!(
+            "{{\"spec\":{{\"template\":{{\"spec\":{{\"nodeSelector\":{{\"{CAPACITY_LABEL}\":\"spot\",\"wasmscaler.test/pool\":\"{}\"}}}}}}}}}}",
+            spot2.name
+        ),
+    ]);
+    let mut seen = vec![split(c, &ns)];
+    let start = Instant::now();
+    while split(c, &ns) != (7, 3) {
+        let s = split(c, &ns);
+        if seen.last() != Some(&s) {
+            seen.push(s);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not back to 7/3 after 60 s: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    seen.push((7, 3));
+    // The two variants are written one after the other, so a state read between the two
+    // writes may total 9 or 11; the steps and the floor hold in every state.
+    for w in seen.windows(2) {
+        let ((s0, _), (s1, o1)) = (w[0], w[1]);
+        assert!(
+            s1 >= s0 && s1 - s0 <= 2 && o1 >= 3 && (9..=11).contains(&(s1 + o1)),
+            "moves back at most 2 at a time, on-demand floor 3: {seen:?}"
+        );
+    }
+    assert!(seen.len() >= 4, "gradual, not one jump: {seen:?}");
+    eventually_within(
+        "7 Ready on the new spot nodes, 3 on on-demand",
+        Duration::from_secs(30),
+        || async {
+            (serving_on(c, &ns, "web-spot", &spot2.name) == 7
+                && serving_on(c, &ns, "web-on-demand", &od.name) == 3)
+                .then_some(())
+        },
+    )
+    .await;
+    ctl.shutdown().await;
+}
