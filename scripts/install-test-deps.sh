@@ -3,7 +3,8 @@
 #  - the wasm32-wasip2 Rust target (policies are compiled to it);
 #  - Debian's prometheus and redis-server (real servers for the signal tests);
 #  - kubectl (the machine's own if present, else Debian's kubernetes-client), openssl;
-#  - kube-apiserver and etcd built from their Go modules (scripts/build-control-plane.sh).
+#  - etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm built from
+#    their Go modules (scripts/build-control-plane.sh; cached under target/).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
