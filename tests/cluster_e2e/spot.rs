@@ -7,6 +7,7 @@
 //!    the drained nodes are deleted;
 //! 3. new spot nodes join -> after `calmPeriod` replicas move back to spot `moveBackStep` at a
 //!    time until the split is 3/7 again.
+//!
 //! The on-demand floor (3) holds throughout, and every replica the policy asks for ends up a
 //! Ready pod on a node of the right capacity type.
 
