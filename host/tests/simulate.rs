@@ -194,10 +194,45 @@ fn violations_no_policy_could_avoid_are_counted_apart() {
     assert_eq!(hpa["violationMinutesAboveMax"], 20.0, "{hpa}");
     assert_eq!(hpa["violationMinutes"], 20.0, "{hpa}");
     assert_eq!(hpa["maxReplicas"], 20, "{hpa}");
+    // The oracle is held to the same bound: it misses exactly those minutes, no more.
+    let oracle = v["scores"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(oracle["name"], "oracle");
+    assert_eq!(oracle["maxReplicas"], 20, "{oracle}");
+    assert_eq!(oracle["violationMinutes"], 20.0, "{oracle}");
+    assert_eq!(oracle["violationMinutesAboveMax"], 20.0, "{oracle}");
+    assert!(oracle["unservedPct"].as_f64().unwrap() > 0.0, "{oracle}");
 }
 
 #[test]
-fn oracle_never_violates_and_costs_no_more_than_any_policy() {
+fn churn_is_scored_per_policy_scale_events_per_hour_and_pod_starts() {
+    // 100 -> 300 -> 100 rps at 10 per replica, the HPA at 100 %: 10 -> 30 -> 10 replicas.
+    let dir = tempfile::tempdir().unwrap();
+    let s = write_step_scenario(dir.path(), "");
+    let out = run(
+        &["simulate", s.to_str().unwrap(), "--output", "json", "--quiet"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hpa = &v["scores"][0];
+    let events = hpa["scaleEvents"].as_f64().unwrap();
+    assert!(events >= 2.0, "{hpa}");
+    // 40 simulated minutes.
+    let per_hour = hpa["scaleEventsPerHour"].as_f64().unwrap();
+    assert!((per_hour - events * 1.5).abs() < 0.01, "{hpa}");
+    // The 20 extra replicas are started once each; the 10 starting pods are not counted.
+    let starts = hpa["podStarts"].as_u64().unwrap();
+    assert!((20..=24).contains(&starts), "{hpa}");
+    let oracle = v["scores"].as_array().unwrap().last().unwrap();
+    assert_eq!(oracle["podStarts"], 20, "{oracle}");
+    assert_eq!(oracle["scaleEvents"], 2, "{oracle}");
+    let table = run(&["simulate", s.to_str().unwrap(), "--quiet"], dir.path());
+    let table = text(&table.stdout);
+    assert!(table.contains("ev/h") && table.contains("pod starts"), "{table}");
+}
+
+#[test]
+fn oracle_violates_only_above_max_and_costs_no_more_than_any_policy() {
     let dir = tempfile::tempdir().unwrap();
     for scenario in [
         "flash-crowd-knative.yaml",
@@ -214,7 +249,7 @@ fn oracle_never_violates_and_costs_no_more_than_any_policy() {
         let scores = v["scores"].as_array().unwrap();
         let oracle = scores.last().unwrap();
         assert_eq!(oracle["name"], "oracle");
-        assert_eq!(oracle["violationMinutes"], 0.0);
+        assert_eq!(oracle["violationMinutes"], oracle["violationMinutesAboveMax"]);
         let oc = oracle["cost"].as_f64().unwrap();
         for s in &scores[..scores.len() - 1] {
             assert!(
@@ -333,6 +368,19 @@ fn bad_input_exits_2_naming_file_line_and_key_and_writes_nothing() {
             "trace: {file: g.csv, unit: rps}\ncapacityPerReplica: 10\npolicies:\n  - policy: hpa\ncompareAtEqualCost: [hpa-baseline, hpa-0.9]\n".into(),
             vec![("g.csv", good_csv)],
             vec!["bad.yaml:5", "compareAtEqualCost", "'hpa-0.9'", "hpa-baseline"],
+        ),
+        (
+            // The peak (3 per second) would need 300,000 replicas.
+            "capacityPerReplica too small for the trace",
+            "trace: {file: g.csv, unit: rps}\ncapacityPerReplica: 0.00001\nmaxReplicas: 100000\npolicies: []\n".into(),
+            vec![("g.csv", good_csv)],
+            vec!["capacityPerReplica", "300000 replicas", "at most 100000"],
+        ),
+        (
+            "maxReplicas beyond what the simulator holds",
+            "trace: {file: g.csv, unit: rps}\ncapacityPerReplica: 1\nmaxReplicas: 5000000\npolicies: []\n".into(),
+            vec![("g.csv", good_csv)],
+            vec!["bad.yaml:3", "maxReplicas", "5000000 replicas"],
         ),
     ];
     for (what, scenario, files, needles) in cases {

@@ -95,6 +95,9 @@ pub struct Cluster {
     event_horizon_ms: i64,
     next_change: i64,
     ready: u32,
+    /// Pods created after the start (scale-ups and interruption replacements): each one
+    /// is an image pull and a start-up a real cluster pays for, so churn is counted here.
+    pub pods_created: u64,
 }
 
 const NEVER: i64 = i64::MAX / 4;
@@ -113,6 +116,7 @@ impl Cluster {
             event_horizon_ms: 3_600_000,
             next_change: NEVER,
             ready: 0,
+            pods_created: 0,
         }
     }
 
@@ -167,6 +171,7 @@ impl Cluster {
     }
 
     fn new_pod(&mut self, pool: usize, now: i64) -> Pod {
+        self.pods_created += 1;
         let scheduled_at = self.schedule_time(pool, now);
         let ready_at = scheduled_at + self.draws.startup_ms();
         let interrupt_at = self.interrupt_at(pool, scheduled_at);

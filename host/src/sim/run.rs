@@ -44,6 +44,12 @@ pub struct EntryRun {
 pub struct OracleRun {
     pub replica_ms: f64,
     pub max_replicas: u32,
+    /// Time the load exceeded what `maxReplicas` replicas serve (the oracle is held to it).
+    pub violation_ms: i64,
+    /// Share of the load above what those replicas serve.
+    pub unserved_share: f64,
+    pub scale_events: u32,
+    pub pod_starts: u64,
     pub replicas: Vec<f32>,
     /// Mean load per bucket (the trace).
     pub load: Vec<f32>,
@@ -199,18 +205,32 @@ fn run_oracle(p: &Prepared) -> OracleRun {
         return OracleRun {
             replica_ms: items as f64 * per_item,
             max_replicas: 0,
+            violation_ms: 0,
+            unserved_share: 0.0,
+            scale_events: 0,
+            pod_starts: items,
             replicas,
             load,
         };
     }
     let cap = s.capacity_per_replica.unwrap_or(1.0);
-    let first = Oracle::new(0, s.min_replicas, 0).need(p.trace.rate_at(p.from_ms), cap);
-    let mut o = Oracle::new(s.pod_startup.min_ms(), s.min_replicas, first);
+    let (min, max) = (s.min_replicas, s.max_replicas);
+    let first = Oracle::new(0, min, max, 0).need(p.trace.rate_at(p.from_ms), cap);
+    let mut o = Oracle::new(s.pod_startup.min_ms(), min, max, first);
+    let mut violation_ms = 0i64;
+    let (mut offered, mut unserved) = (0.0f64, 0.0f64);
     let mut t = p.from_ms;
     while t < p.to_ms {
         let l = p.trace.rate_at(t);
         let need = o.need(l, cap);
-        o.step(t, dt.min(p.to_ms - t), need);
+        let step = dt.min(p.to_ms - t);
+        o.step(t, step, need);
+        let short = l - f64::from(need) * cap;
+        if short > 1e-9 {
+            violation_ms += step;
+            unserved += short * step as f64;
+        }
+        offered += l * step as f64;
         lsum += l;
         rsum += f64::from(need);
         k += 1;
@@ -223,6 +243,10 @@ fn run_oracle(p: &Prepared) -> OracleRun {
     OracleRun {
         replica_ms: o.replica_ms,
         max_replicas: o.max_replicas,
+        violation_ms,
+        unserved_share: if offered > 0.0 { unserved / offered } else { 0.0 },
+        scale_events: o.changes,
+        pod_starts: o.starts,
         replicas,
         load,
     }
@@ -237,7 +261,8 @@ fn initial_replicas(p: &Prepared, e: &Entry) -> u32 {
     }
     let want = s.initial_replicas.unwrap_or_else(|| {
         let cap = s.capacity_per_replica.unwrap_or(1.0);
-        Oracle::new(0, g.min_replicas, 0).need(p.trace.rate_at(p.from_ms), cap)
+        let (min, max) = (g.min_replicas.min(g.max_replicas), g.max_replicas);
+        Oracle::new(0, min, max, 0).need(p.trace.rate_at(p.from_ms), cap)
     });
     want.clamp(g.min_replicas.min(g.max_replicas), g.max_replicas)
 }
@@ -448,6 +473,10 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
         pb.inc(since_progress);
     }
     tally.interruptions = cluster.interruptions_total;
+    tally.pod_starts = match &queue {
+        Some(q) => q.jobs_created,
+        None => cluster.pods_created,
+    };
     if let Some(q) = &queue {
         let end = epoch + p.to_ms;
         let never = q

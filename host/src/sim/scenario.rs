@@ -398,6 +398,15 @@ pub fn parse(file: &Path, text: String) -> Result<Loaded, SimError> {
     Ok(loaded)
 }
 
+/// The simulator holds every pod (and the oracle every replica level) in memory; beyond
+/// this a scenario is a typo (a `capacityPerReplica` off by a factor of 1000), not a
+/// cluster, and would exhaust memory instead of answering.
+pub const MAX_SIMULATED_REPLICAS: u32 = 100_000;
+
+fn too_many_replicas(n: impl std::fmt::Display) -> String {
+    format!("{n} replicas is more than the simulator holds (at most {MAX_SIMULATED_REPLICAS})")
+}
+
 fn check(l: &Loaded) -> Result<(), SimError> {
     let s = &l.scenario;
     if s.policies.is_empty() && (s.jobs.is_some() || matches!(s.baseline, Some(Baseline::Enabled(false)))) {
@@ -422,6 +431,9 @@ fn check(l: &Loaded) -> Result<(), SimError> {
             "unit",
             "a job scenario needs a 'count' trace (items arriving per row)",
         ));
+    }
+    if s.max_replicas > MAX_SIMULATED_REPLICAS {
+        return Err(l.error("maxReplicas", too_many_replicas(s.max_replicas)));
     }
     if s.min_replicas > s.max_replicas {
         return Err(l.error(
@@ -470,6 +482,9 @@ fn check(l: &Loaded) -> Result<(), SimError> {
     }
     let mut names = std::collections::HashSet::new();
     for (i, p) in s.policies.iter().enumerate() {
+        if let Some(max) = p.max_replicas.filter(|&m| m > MAX_SIMULATED_REPLICAS) {
+            return Err(l.policy_error(i, "maxReplicas", too_many_replicas(max)));
+        }
         let label = p.name.clone().unwrap_or_else(|| p.policy.clone());
         if !names.insert(label.clone()) || label == super::BASELINE || label == super::ORACLE {
             return Err(l.policy_error(

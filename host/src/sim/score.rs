@@ -16,6 +16,8 @@ pub struct Tally {
     pub on_demand_ms: f64,
     pub spot_ms: f64,
     pub scale_events: u32,
+    /// Pods (or Jobs) created by the policy's decisions, interruption replacements included.
+    pub pod_starts: u64,
     pub max_replicas: u32,
     pub evaluations: u64,
     pub failed_evaluations: u64,
@@ -48,6 +50,10 @@ pub struct Score {
     pub cost: f64,
     pub cost_ratio_to_oracle: f64,
     pub scale_events: u32,
+    /// Churn: scale events per simulated hour.
+    pub scale_events_per_hour: f64,
+    /// Pods (queue scenarios: Jobs) created during the run; the starting pods are not counted.
+    pub pod_starts: u64,
     pub max_replicas: u32,
     pub spot_interruptions: u64,
     /// Wall-clock, so left out of the JSON unless `--timings` is given.
@@ -126,6 +132,8 @@ impl Tally {
                 0.0
             },
             scale_events: self.scale_events,
+            scale_events_per_hour: round(f64::from(self.scale_events) * 3_600_000.0 / sim, 2),
+            pod_starts: self.pod_starts,
             max_replicas: self.max_replicas,
             spot_interruptions: self.interruptions,
             decision_latency_us: if self.evaluations > 0 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::scenario::{Baseline, Loaded, PolicyEntry};
+use super::scenario::{Baseline, Loaded, MAX_SIMULATED_REPLICAS, PolicyEntry};
 use super::trace::Trace;
 use super::{BASELINE, SimError};
 use crate::core::spec;
@@ -51,6 +51,7 @@ pub fn prepare_with(
         None => Trace::load(&trace_path, s.trace.unit, s.trace.scale)?,
     };
     trace.stepwise = s.trace.interpolate == super::scenario::Interpolate::Step;
+    check_peak_need(&loaded, &trace)?;
     let trace = Arc::new(trace);
     let from_ms = s.trace.from.map_or(0, |m| m.0);
     if from_ms >= trace.end_ms() {
@@ -173,6 +174,25 @@ fn build(
         spec,
         plan,
     })
+}
+
+/// Refuse a `capacityPerReplica` so small that the trace's peak would need more replicas
+/// than the simulator holds: an answer computed under such bounds would only measure them.
+fn check_peak_need(loaded: &Loaded, trace: &Trace) -> Result<(), SimError> {
+    let Some(cap) = loaded.scenario.capacity_per_replica else {
+        return Ok(());
+    };
+    let peak = trace.rate_quantile(1.0);
+    let need = peak / cap;
+    if need > f64::from(MAX_SIMULATED_REPLICAS) {
+        return Err(loaded.error(
+            "capacityPerReplica",
+            format!(
+                "{cap} per replica: the trace's peak ({peak:.6} per second) would need {need:.0} replicas, more than the simulator holds (at most {MAX_SIMULATED_REPLICAS}); is the unit or 'scale' right?"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn json_text(v: &Value) -> String {

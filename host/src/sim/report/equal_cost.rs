@@ -30,6 +30,13 @@ pub struct EqualCostRow {
     /// spend. `None` when the reference has no violations there (nothing to reduce) or
     /// cannot be read.
     pub change_pct: Option<f64>,
+    /// Churn of this row, and of the reference curve read at the same replica-hours
+    /// (`None` where the curve cannot be read): buying the same spend with more scale
+    /// events or pod starts is a cost the replica-hours do not show.
+    pub scale_events_per_hour: f64,
+    pub reference_scale_events_per_hour: Option<f64>,
+    pub pod_starts: u64,
+    pub reference_pod_starts: Option<f64>,
     /// `interpolated` between two reference points; `extrapolated` beyond the curve's
     /// cheapest or dearest point by at most the width of its outermost segment (along
     /// that segment, not below zero); `outside` further away.
@@ -47,22 +54,28 @@ pub enum Position {
 /// Read every score that is not on the reference curve (nor the oracle) against it.
 /// `reference` names entries present in `scores`; fewer than two points gives no curve.
 pub fn compare(scores: &[Score], reference: &[String], oracle: &str) -> Option<EqualCost> {
-    let mut curve: Vec<(f64, f64)> = scores
-        .iter()
-        .filter(|s| reference.contains(&s.name))
-        .map(|s| (s.replica_hours, s.violation_minutes))
-        .collect();
-    curve.sort_by(|a, b| a.0.total_cmp(&b.0));
-    curve.dedup_by(|a, b| a.0 == b.0);
-    if curve.len() < 2 {
+    let on_curve: Vec<&Score> = scores.iter().filter(|s| reference.contains(&s.name)).collect();
+    let curve = |y: fn(&Score) -> f64| {
+        let mut c: Vec<(f64, f64)> = on_curve.iter().map(|s| (s.replica_hours, y(s))).collect();
+        c.sort_by(|a, b| a.0.total_cmp(&b.0));
+        c.dedup_by(|a, b| a.0 == b.0);
+        c
+    };
+    let violations = curve(|s| s.violation_minutes);
+    if violations.len() < 2 {
         return None;
     }
+    let events = curve(|s| s.scale_events_per_hour);
+    let starts = curve(|s| s.pod_starts as f64);
     let rows = scores
         .iter()
         .filter(|s| !reference.contains(&s.name) && s.name != oracle)
         .map(|s| {
-            let (at, position) = read_curve(&curve, s.replica_hours);
-            let at = (position != Position::Outside).then_some(at);
+            let (at, position) = read_curve(&violations, s.replica_hours);
+            let readable = position != Position::Outside;
+            let at = readable.then_some(at);
+            let read =
+                |c: &[(f64, f64)], digits| readable.then(|| round(read_curve(c, s.replica_hours).0, digits));
             let change_pct = at
                 .filter(|&at| at > 0.0)
                 .map(|at| round(100.0 * (s.violation_minutes - at) / at, 1));
@@ -72,6 +85,10 @@ pub fn compare(scores: &[Score], reference: &[String], oracle: &str) -> Option<E
                 violation_minutes: s.violation_minutes,
                 reference_violation_minutes: at.map(|at| round(at, 2)),
                 change_pct,
+                scale_events_per_hour: s.scale_events_per_hour,
+                reference_scale_events_per_hour: read(&events, 2),
+                pod_starts: s.pod_starts,
+                reference_pod_starts: read(&starts, 0),
                 position,
             }
         })
@@ -127,6 +144,8 @@ mod tests {
             cost: 0.0,
             cost_ratio_to_oracle: 0.0,
             scale_events: 0,
+            scale_events_per_hour: rh / 10.0,
+            pod_starts: (rh * 2.0) as u64,
             max_replicas: 0,
             spot_interruptions: 0,
             decision_latency_us: None,
@@ -187,5 +206,26 @@ mod tests {
             score("ml", 1.0, 1.0),
         ];
         assert!(compare(&twins, &names(&["a", "b"]), "oracle").is_none());
+    }
+
+    #[test]
+    fn reads_the_reference_churn_at_the_same_spend() {
+        // The test scores churn at rh / 10 events per hour and 2 × rh pod starts.
+        let scores = vec![
+            score("hpa-0.8", 100.0, 40.0),
+            score("hpa-0.5", 200.0, 10.0),
+            score("ml", 150.0, 5.0),
+            score("far", 400.0, 0.0),
+        ];
+        let c = compare(&scores, &names(&["hpa-0.5", "hpa-0.8"]), "oracle").unwrap();
+        let ml = &c.rows[0];
+        assert_eq!((ml.scale_events_per_hour, ml.pod_starts), (15.0, 300));
+        assert_eq!(ml.reference_scale_events_per_hour, Some(15.0));
+        assert_eq!(ml.reference_pod_starts, Some(300.0));
+        let far = &c.rows[1];
+        assert_eq!(
+            (far.reference_scale_events_per_hour, far.reference_pod_starts),
+            (None, None)
+        );
     }
 }

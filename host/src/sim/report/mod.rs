@@ -80,19 +80,24 @@ pub fn build(p: &Prepared, o: &Outcome, timings: bool) -> Report {
         })
         .collect();
     let oracle_hours = o.oracle.replica_ms / 3_600_000.0;
+    let simulated_ms = (p.to_ms - p.from_ms).max(1) as f64;
+    let oracle_violation_minutes = round(o.oracle.violation_ms as f64 / 60_000.0, 2);
     scores.push(Score {
         name: ORACLE.into(),
         policy: "-".into(),
         evaluations: 0,
         failed_evaluations: 0,
-        violation_pct: 0.0,
-        violation_minutes: 0.0,
-        violation_minutes_above_max: 0.0,
-        unserved_pct: 0.0,
+        violation_pct: round(100.0 * o.oracle.violation_ms as f64 / simulated_ms, 3),
+        violation_minutes: oracle_violation_minutes,
+        // Held to maxReplicas, the oracle violates only where no policy could avoid it.
+        violation_minutes_above_max: oracle_violation_minutes,
+        unserved_pct: round(100.0 * o.oracle.unserved_share, 3),
         replica_hours: round(oracle_hours, 2),
         cost: round(oracle_cost, 2),
         cost_ratio_to_oracle: 1.0,
-        scale_events: 0,
+        scale_events: o.oracle.scale_events,
+        scale_events_per_hour: round(f64::from(o.oracle.scale_events) * 3_600_000.0 / simulated_ms, 2),
+        pod_starts: o.oracle.pod_starts,
         max_replicas: o.oracle.max_replicas,
         spot_interruptions: 0,
         decision_latency_us: None,

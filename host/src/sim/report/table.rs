@@ -22,6 +22,10 @@ fn equal_cost(c: &EqualCost) -> String {
         "viol min",
         "curve viol min",
         "change",
+        "ev/h",
+        "curve ev/h",
+        "pod starts",
+        "curve starts",
         "read",
     ];
     let mut rows: Vec<Vec<String>> = vec![head.iter().map(|s| s.to_string()).collect()];
@@ -37,6 +41,12 @@ fn equal_cost(c: &EqualCost) -> String {
                 (Some(_), None) => "n/a (curve has none)".into(),
                 (None, _) => "n/a".into(),
             },
+            format!("{:.1}", r.scale_events_per_hour),
+            r.reference_scale_events_per_hour
+                .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
+            r.pod_starts.to_string(),
+            r.reference_pod_starts
+                .map_or_else(|| "-".into(), |v| format!("{v:.0}")),
             match r.position {
                 Position::Interpolated => "interpolated".into(),
                 Position::Extrapolated => "extrapolated".into(),
@@ -66,6 +76,8 @@ fn scorecard(r: &Report, jobs: bool) -> String {
         "cost",
         "x oracle",
         "scale ev",
+        "ev/h",
+        "pod starts",
         "max rep",
         "p50 us",
         "p99 us",
@@ -90,6 +102,8 @@ fn scorecard(r: &Report, jobs: bool) -> String {
             format!("{:.2}", s.cost),
             format!("{:.2}", s.cost_ratio_to_oracle),
             s.scale_events.to_string(),
+            format!("{:.1}", s.scale_events_per_hour),
+            s.pod_starts.to_string(),
             s.max_replicas.to_string(),
             p50,
             p99,
