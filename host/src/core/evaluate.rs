@@ -104,6 +104,51 @@ pub struct Outcome {
     pub reason: String,
     /// True when no policy produced a usable answer (fail-static or fallback applied).
     pub failed: bool,
+    /// Why no answer was usable, without the live parts of `reason` (failure counters,
+    /// measured values): what an adapter compares to tell a new failure from a repeat.
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// No policy could be served (a file that does not load, an unknown built-in): the
+    /// same fail-static / fallback as a policy error. Shared by every adapter.
+    pub fn unresolved(spec: &WorkloadSpec, state: &mut WorkloadState, current: u32, why: String) -> Self {
+        let v = spec.guardrails.on_failure(&mut state.guard, current);
+        let error = format!("policy unavailable: {why}");
+        let mut reason = error.clone();
+        for n in &v.notes {
+            reason.push_str(&format!("; {n}"));
+        }
+        Outcome {
+            runs: Vec::new(),
+            proposal: None,
+            desired: v.replicas,
+            action: action_for(spec.mode, current, v.replicas),
+            jobs: None,
+            placement: Vec::new(),
+            metrics: Vec::new(),
+            recheck_after_ms: None,
+            reason,
+            failed: true,
+            error: Some(error),
+        }
+    }
+}
+
+fn action_for(mode: Mode, current: u32, desired: u32) -> Action {
+    if desired == current {
+        Action::Hold
+    } else if mode == Mode::Shadow {
+        Action::Shadow {
+            from: current,
+            to: desired,
+        }
+    } else {
+        Action::Scale {
+            from: current,
+            to: desired,
+        }
+    }
 }
 
 /// Evaluate one workload. `state` is updated (policy states, guardrail history).
@@ -177,19 +222,17 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
         }
     };
 
-    let action = if desired == current {
-        Action::Hold
-    } else if spec.mode == Mode::Shadow {
-        Action::Shadow {
-            from: current,
-            to: desired,
+    let action = action_for(spec.mode, current, desired);
+    let error = failed.then(|| {
+        let mut why = failures.join("; ");
+        if why.is_empty() {
+            why = "no policy produced an answer".into();
         }
-    } else {
-        Action::Scale {
-            from: current,
-            to: desired,
+        if proposal.is_some() {
+            why.push_str("; the others propose a scale-down");
         }
-    };
+        why
+    });
 
     let mut reason = match winner {
         Some((run, d)) if ok.len() > 1 => format!(
@@ -222,6 +265,7 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
         recheck_after_ms: ok.iter().filter_map(|(_, d)| d.recheck_after_ms).min(),
         reason,
         failed,
+        error,
         runs,
     }
 }

@@ -37,6 +37,16 @@ pub struct WorkloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnnotationLabel {
+    pub annotation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: String,
 }
@@ -54,6 +64,15 @@ pub struct Metrics {
     pub errors: Family<KindLabel, Counter>,
     pub replicas_desired: Family<WorkloadLabels, Gauge>,
     pub replicas_current: Family<WorkloadLabels, Gauge>,
+    /// The policies' composed proposal before guardrails (absent while none answers): the
+    /// live number the status annotation does not carry.
+    pub replicas_proposed: Family<WorkloadLabels, Gauge>,
+    /// Evaluations in a row without a usable answer.
+    pub consecutive_failures: Family<WorkloadLabels, Gauge>,
+    /// Writes of our annotations (status, state): 0 per minute at steady decisions.
+    pub annotation_writes: Family<AnnotationLabel, Counter>,
+    /// Events published, by reason.
+    pub events: Family<ReasonLabel, Counter>,
     /// /scale writes by direction (up, down).
     pub scale_writes: Family<ResultLabel, Counter>,
     /// Policy registry outcomes (loaded, reloaded, rejected, removed).
@@ -91,6 +110,10 @@ impl Metrics {
             errors: Family::default(),
             replicas_desired: Family::default(),
             replicas_current: Family::default(),
+            replicas_proposed: Family::default(),
+            consecutive_failures: Family::default(),
+            annotation_writes: Family::default(),
+            events: Family::default(),
             scale_writes: Family::default(),
             policy_loads: Family::default(),
             leader: Gauge::default(),
@@ -106,6 +129,13 @@ impl Metrics {
             m.errors => "errors", "Errors by kind";
             m.replicas_desired => "replicas_desired", "Replicas the last evaluation decided on";
             m.replicas_current => "replicas_current", "Replicas of the workload when last evaluated";
+            m.replicas_proposed => "replicas_proposed",
+                "The policies' composed proposal before guardrails, when one answered";
+            m.consecutive_failures => "consecutive_failures",
+                "Evaluations in a row without a usable policy answer";
+            m.annotation_writes => "annotation_writes",
+                "Writes of the status and state annotations (only when the decision or state changes)";
+            m.events => "events", "Kubernetes Events published, by reason";
             m.scale_writes => "scale_writes", "Writes to /scale by direction";
             m.policy_loads => "policy_loads", "Policy registry outcomes: loaded, reloaded, rejected, removed";
             m.leader => "leader", "1 while this replica holds the leader Lease";
@@ -134,6 +164,58 @@ impl Metrics {
                 result: result.to_string(),
             })
             .inc();
+    }
+
+    pub fn annotation_written(&self, annotation: &str) {
+        self.annotation_writes
+            .get_or_create(&AnnotationLabel {
+                annotation: annotation.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn event(&self, reason: &str) {
+        self.events
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Per-workload series, set after each evaluation.
+    pub fn set_workload(
+        &self,
+        labels: &WorkloadLabels,
+        current: u32,
+        desired: u32,
+        proposal: Option<u32>,
+        failures: u32,
+    ) {
+        self.replicas_current
+            .get_or_create(labels)
+            .set(i64::from(current));
+        self.replicas_desired
+            .get_or_create(labels)
+            .set(i64::from(desired));
+        match proposal {
+            Some(p) => {
+                self.replicas_proposed.get_or_create(labels).set(i64::from(p));
+            }
+            None => {
+                self.replicas_proposed.remove(labels);
+            }
+        }
+        self.consecutive_failures
+            .get_or_create(labels)
+            .set(i64::from(failures));
+    }
+
+    /// Drop every per-workload series of a workload that is gone or no longer managed.
+    pub fn forget_workload(&self, labels: &WorkloadLabels) {
+        self.replicas_current.remove(labels);
+        self.replicas_desired.remove(labels);
+        self.replicas_proposed.remove(labels);
+        self.consecutive_failures.remove(labels);
     }
 
     fn sync_registry(&self) {

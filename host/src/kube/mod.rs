@@ -5,18 +5,22 @@
 //!   actuators (Jobs from a CronJob template, spot/on-demand pool variants).
 //! - [`reconcile`]: one evaluation of one workload: read, gather, evaluate, write
 //!   `/scale`, Event, status/state annotations, metrics.
+//! - [`report`]: the status annotation and the Events, derived from decisions (written
+//!   on change, never once per evaluation); [`events`] publishes them.
 //! - [`leader`]: leader election on a Lease (only the leader writes).
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! Use from a program or a test: [`start`] returns a [`Running`] controller.
 
 pub mod cli;
+pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;
 pub mod pools;
 pub mod reconcile;
+pub mod report;
 pub mod signals_api;
 
 use std::net::SocketAddr;
@@ -29,7 +33,6 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
 use tokio::sync::watch;
 
@@ -231,20 +234,14 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
         Leadership::always()
     };
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "wasmscaler".into(),
-            instance: Some(settings.identity.clone()),
-        },
-    );
+    let events = events::EventLog::new(client.clone(), "wasmscaler", &settings.identity);
     let shared = Arc::new(Shared::new(
         client.clone(),
         registry.clone(),
         ext.gatherers,
         ext.actuator,
         metrics.clone(),
-        recorder,
+        events,
         leadership.clone(),
         settings.default_max_replicas,
     ));

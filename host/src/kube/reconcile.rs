@@ -17,16 +17,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use wasmscaler_sdk::Workload;
 
+use super::events::{EventLog, Notice};
 use super::leader::Leadership;
 use super::metrics::{Metrics, WorkloadLabels};
+use super::report::{PolicyStatus, Status, transitions};
 use super::signals_api::{Actuator, Gatherers, TargetRef};
 use crate::core::spec::{POLICY, STATE, STATUS};
 use crate::core::{self, Action as CoreAction, Mode, Observation, Pause, Plan, WorkloadSpec, WorkloadState};
@@ -50,7 +52,7 @@ pub struct Shared {
     pub gatherers: Gatherers,
     pub actuator: Arc<dyn Actuator>,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: EventLog,
     pub leadership: Leadership,
     pub default_max_replicas: u32,
     pub field_manager: String,
@@ -66,7 +68,7 @@ impl Shared {
         gatherers: Gatherers,
         actuator: Arc<dyn Actuator>,
         metrics: Arc<Metrics>,
-        recorder: Recorder,
+        events: EventLog,
         leadership: Leadership,
         default_max_replicas: u32,
     ) -> Self {
@@ -76,7 +78,7 @@ impl Shared {
             gatherers,
             actuator,
             metrics,
-            recorder,
+            events,
             leadership,
             default_max_replicas,
             field_manager: "wasmscaler".into(),
@@ -90,6 +92,85 @@ impl Shared {
     pub fn forget_all(&self) {
         lock(&self.entries).clear();
         self.metrics.managed_workloads.set(0);
+    }
+
+    /// Forget one workload (no longer annotated).
+    fn forget(&self, key: &str) {
+        let mut entries = lock(&self.entries);
+        if entries.remove(key).is_some() {
+            self.metrics.managed_workloads.set(entries.len() as i64);
+        }
+    }
+
+    /// When the inputs are those last evaluated and the interval has not elapsed: how
+    /// long until it does.
+    fn not_due(&self, key: &str, fingerprint: u64) -> Option<Duration> {
+        let entries = lock(&self.entries);
+        let e = entries.get(key).filter(|e| e.fingerprint == fingerprint)?;
+        e.next_due.checked_duration_since(Instant::now())
+    }
+
+    /// The last decision about a workload: ours in memory, else its status annotation.
+    fn last_decision(&self, key: &str, annotations: &BTreeMap<String, String>) -> Option<Status> {
+        lock(&self.entries)
+            .get(key)
+            .and_then(|e| e.decision.clone())
+            .or_else(|| annotations.get(STATUS).and_then(|t| Status::parse(t)))
+    }
+
+    /// What is persisted on the object as far as we know: what we last wrote, else its
+    /// annotations (the watched object may lag behind our own write).
+    fn written(&self, key: &str, annotations: &BTreeMap<String, String>) -> (Option<Status>, Option<String>) {
+        let entries = lock(&self.entries);
+        let e = entries.get(key);
+        let status = e
+            .and_then(|e| e.written_status.clone())
+            .or_else(|| annotations.get(STATUS).and_then(|t| Status::parse(t)));
+        let state = e
+            .and_then(|e| e.written_state.clone())
+            .or_else(|| annotations.get(STATE).cloned());
+        (status, state)
+    }
+
+    fn mark_written(&self, key: &str, status: Option<Status>, state: Option<String>) {
+        if let Some(e) = lock(&self.entries).get_mut(key) {
+            if status.is_some() {
+                e.written_status = status;
+            }
+            if state.is_some() {
+                e.written_state = state;
+            }
+        }
+    }
+
+    /// Remember a decision (before persisting it: a failed write must not erase the
+    /// history of a scale that happened). `state` None keeps the remembered state.
+    fn commit(
+        &self,
+        key: &str,
+        fingerprint: u64,
+        wait: Duration,
+        state: Option<WorkloadState>,
+        decision: Status,
+    ) {
+        let mut entries = lock(&self.entries);
+        let e = entries.entry(key.to_string()).or_insert_with(|| Entry {
+            fingerprint,
+            next_due: Instant::now(),
+            state: WorkloadState::default(),
+            decision: None,
+            written_status: None,
+            written_state: None,
+        });
+        e.fingerprint = fingerprint;
+        e.next_due = Instant::now() + wait;
+        if let Some(st) = state {
+            e.state = st;
+        }
+        e.decision = Some(decision);
+        let n = entries.len() as i64;
+        drop(entries);
+        self.metrics.managed_workloads.set(n);
     }
 }
 
@@ -105,6 +186,11 @@ struct Entry {
     fingerprint: u64,
     next_due: Instant,
     state: WorkloadState,
+    /// The last decision (Events are published on its transitions).
+    decision: Option<Status>,
+    /// What we last wrote to the object (None: read its annotations).
+    written_status: Option<Status>,
+    written_state: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,256 +310,288 @@ pub async fn discover(
         .map_err(|e| format!("cannot discover {group}/{version} {kind}: {e}"))
 }
 
-/// What was read about the workload to scale.
-struct Live {
+/// The object being reconciled, as read from the watch.
+struct Subject {
+    key: String,
+    namespace: String,
+    name: String,
+    annotations: BTreeMap<String, String>,
+    /// `spec.replicas` / `status.readyReplicas` of the object itself.
     replicas: u32,
     ready: u32,
-    selector: Option<String>,
+    reference: ObjectReference,
+}
+
+impl Subject {
+    fn of(obj: &DynamicObject, resource: &ApiResource) -> Self {
+        let namespace = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        Self {
+            key: format!("{}/{}/{}", resource.kind, namespace, name),
+            annotations: obj.annotations().clone(),
+            replicas: as_u32(&obj.data["spec"]["replicas"]).unwrap_or(1),
+            ready: as_u32(&obj.data["status"]["readyReplicas"]).unwrap_or(0),
+            reference: obj.object_ref(resource),
+            namespace,
+            name,
+        }
+    }
+
+    fn labels(&self, kind: &str) -> WorkloadLabels {
+        WorkloadLabels {
+            namespace: self.namespace.clone(),
+            kind: kind.to_string(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// Where replicas are read and written.
+struct ScaleTarget {
+    api: Api<DynamicObject>,
+    name: String,
+    via: ScaleVia,
+}
+
+/// What the act step did.
+struct Acted {
+    /// Status action: scale, shadow, hold, paused, failed.
+    label: &'static str,
+    /// `spec.replicas` of the object after the act step (for the next fingerprint).
+    object_replicas: u32,
 }
 
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let s = &ctx.shared;
-    let annotations = obj.annotations().clone();
-    let ns = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
-    let key = format!("{}/{}/{}", ctx.resource.kind, ns, name);
-    if !annotations.contains_key(POLICY) {
-        if lock(&s.entries).remove(&key).is_some() {
-            s.metrics.managed_workloads.set(lock(&s.entries).len() as i64);
-        }
+    let w = Subject::of(&obj, &ctx.resource);
+    if !w.annotations.contains_key(POLICY) {
+        s.forget(&w.key);
         return Ok(Action::await_change());
     }
     if !s.leadership.is_leader() {
         // Standby: watch (warm cache) but never decide or write.
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
-
-    // Facts from the object itself (Deployment/StatefulSet).
-    let obj_replicas = as_u32(&obj.data["spec"]["replicas"]).unwrap_or(1);
-    let obj_ready = as_u32(&obj.data["status"]["readyReplicas"]).unwrap_or(0);
-    let fp = fingerprint(&annotations, obj_replicas, obj_ready);
-    {
-        let entries = lock(&s.entries);
-        if let Some(e) = entries.get(&key)
-            && e.fingerprint == fp
-        {
-            let now = Instant::now();
-            if now < e.next_due {
-                return Ok(Action::requeue(e.next_due - now));
-            }
-        }
+    let fp = fingerprint(&w.annotations, w.replicas, w.ready);
+    if let Some(wait) = s.not_due(&w.key, fp) {
+        return Ok(Action::requeue(wait));
     }
-
-    let obj_ref = obj.object_ref(&ctx.resource);
-    let spec = match WorkloadSpec::from_annotations(&annotations, s.default_max_replicas) {
+    let spec = match WorkloadSpec::from_annotations(&w.annotations, s.default_max_replicas) {
         Ok(spec) => spec,
-        Err(e) => {
-            s.metrics.error("annotation");
-            s.metrics.evaluation("invalid");
-            tracing::warn!(%key, error = %e, "invalid annotation; not scaling");
-            publish(
-                s,
-                &obj_ref,
-                EventType::Warning,
-                "InvalidAnnotation",
-                "Evaluate",
-                &e.to_string(),
-            )
-            .await;
-            let status = json!({"action": "invalid", "error": e.to_string()});
-            let api = Api::<DynamicObject>::namespaced_with(s.client.clone(), &ns, &ctx.resource);
-            persist(s, &api, &name, &annotations, None, &status).await?;
-            let mut entries = lock(&s.entries);
-            let state = entries.remove(&key).map(|e| e.state).unwrap_or_default();
-            // Wait for the annotation to change (the fingerprint then differs).
-            entries.insert(
-                key,
-                Entry {
-                    fingerprint: fp,
-                    next_due: Instant::now() + Duration::from_secs(3600),
-                    state,
-                },
-            );
-            return Ok(Action::await_change());
-        }
+        Err(e) => return record_invalid(s, &ctx, &w, fp, e.to_string()).await,
     };
 
-    // Where replicas are read and written.
-    let (scale_api, scale_name, via) = match &spec.target {
-        Some(t) => {
-            let (g, v, k, n) = parse_kind_ref(t).map_err(|m| Error::Target(key.clone(), m))?;
-            let n = n.ok_or_else(|| Error::Target(key.clone(), format!("'{t}' names no object")))?;
-            let cache_key = format!("{g}/{v}/{k}");
-            let cached = lock(&s.targets).get(&cache_key).cloned();
-            let ar = match cached {
-                Some(ar) => ar,
-                None => {
-                    let ar = discover(&s.client, &g, &v, &k)
-                        .await
-                        .map_err(|m| Error::Target(key.clone(), m))?;
-                    lock(&s.targets).insert(cache_key, ar.clone());
-                    ar
-                }
-            };
-            (
-                Api::<DynamicObject>::namespaced_with(s.client.clone(), &ns, &ar),
-                n,
-                ScaleVia::Subresource,
-            )
-        }
-        None => (
-            Api::<DynamicObject>::namespaced_with(s.client.clone(), &ns, &ctx.resource),
-            name.clone(),
-            ctx.via,
-        ),
-    };
-    let obj_api = Api::<DynamicObject>::namespaced_with(s.client.clone(), &ns, &ctx.resource);
+    // Observe.
+    let scale = scale_target(s, &ctx, &w, &spec).await?;
+    let target = observe(s, &ctx, &obj, &w, &scale).await?;
+    let prior = prior_state(s, &w).await;
 
+    // Decide.
+    let started = Instant::now();
+    let now = now_ms();
+    let (outcome, mut new_state) = decide(s, &w, &spec, &target, prior, now).await?;
+    observe_evaluation(s, &outcome, started.elapsed());
+    s.metrics.set_workload(
+        &w.labels(&target.kind),
+        target.replicas,
+        outcome.desired,
+        outcome.proposal,
+        new_state.guard.consecutive_failures,
+    );
+
+    // Act, then record.
+    let Some(acted) = act(s, &w, &spec, &scale, &target, &outcome, &mut new_state, now).await? else {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    };
+    record(s, &ctx, &w, &spec, &outcome, &acted, target.replicas, new_state).await
+}
+
+/// A bad annotation: one Event and the status until it changes; nothing is evaluated.
+async fn record_invalid(
+    s: &Shared,
+    ctx: &Context,
+    w: &Subject,
+    fp: u64,
+    error: String,
+) -> Result<Action, Error> {
+    s.metrics.error("annotation");
+    s.metrics.evaluation("invalid");
+    let status = Status::invalid(error.clone());
+    let previous = s.last_decision(&w.key, &w.annotations);
+    if previous.as_ref().and_then(|p| p.error.as_ref()) != Some(&error) {
+        tracing::warn!(key = %w.key, %error, "invalid annotation; not scaling");
+        publish(
+            s,
+            &w.reference,
+            &Notice::warning("InvalidAnnotation", "Evaluate", error),
+        )
+        .await;
+    }
+    s.commit(&w.key, fp, Duration::from_secs(3600), None, status.clone());
+    let api = Api::<DynamicObject>::namespaced_with(s.client.clone(), &w.namespace, &ctx.resource);
+    persist(s, &api, w, None, &status).await?;
+    // Wait for the annotation to change (the fingerprint then differs).
+    Ok(Action::await_change())
+}
+
+/// Resolve where replicas are read and written: the object, or `wasmscaler.io/target`.
+async fn scale_target(
+    s: &Shared,
+    ctx: &Context,
+    w: &Subject,
+    spec: &WorkloadSpec,
+) -> Result<ScaleTarget, Error> {
+    let Some(t) = &spec.target else {
+        return Ok(ScaleTarget {
+            api: Api::namespaced_with(s.client.clone(), &w.namespace, &ctx.resource),
+            name: w.name.clone(),
+            via: ctx.via,
+        });
+    };
+    let (g, v, k, n) = parse_kind_ref(t).map_err(|m| Error::Target(w.key.clone(), m))?;
+    let n = n.ok_or_else(|| Error::Target(w.key.clone(), format!("'{t}' names no object")))?;
+    let cache_key = format!("{g}/{v}/{k}");
+    let cached = lock(&s.targets).get(&cache_key).cloned();
+    let ar = match cached {
+        Some(ar) => ar,
+        None => {
+            let ar = discover(&s.client, &g, &v, &k)
+                .await
+                .map_err(|m| Error::Target(w.key.clone(), m))?;
+            lock(&s.targets).insert(cache_key, ar.clone());
+            ar
+        }
+    };
+    Ok(ScaleTarget {
+        api: Api::namespaced_with(s.client.clone(), &w.namespace, &ar),
+        name: n,
+        via: ScaleVia::Subresource,
+    })
+}
+
+/// The workload's facts now: replicas and readiness from the object, its `/scale`, or the
+/// actuator.
+async fn observe(
+    s: &Shared,
+    ctx: &Context,
+    obj: &DynamicObject,
+    w: &Subject,
+    scale: &ScaleTarget,
+) -> Result<TargetRef, Error> {
     let mut target = TargetRef {
-        namespace: ns.clone(),
+        namespace: w.namespace.clone(),
         kind: ctx.resource.kind.clone(),
         api_version: ctx.resource.api_version.clone(),
-        name: name.clone(),
+        name: w.name.clone(),
         uid: obj.uid(),
         labels: obj.labels().clone(),
-        annotations: annotations.clone(),
+        annotations: w.annotations.clone(),
         pod_selector: selector_string(&obj.data["spec"]["selector"]),
-        replicas: obj_replicas,
-        ready_replicas: obj_ready,
+        replicas: w.replicas,
+        ready_replicas: w.ready,
     };
-    let live = match via {
-        ScaleVia::Object => Live {
-            replicas: obj_replicas,
-            ready: obj_ready,
-            selector: target.pod_selector.clone(),
-        },
+    match scale.via {
+        ScaleVia::Object => {}
         ScaleVia::Subresource => {
-            let sc = scale_api.get_scale(&scale_name).await?;
+            let sc = scale.api.get_scale(&scale.name).await?;
             let replicas = sc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
             let st = sc.status.as_ref();
-            Live {
-                replicas: u32::try_from(replicas).unwrap_or(0),
-                // /scale has no ready count: report observed replicas as ready.
-                ready: st.map(|s| u32::try_from(s.replicas).unwrap_or(0)).unwrap_or(0),
-                selector: st.and_then(|s| s.selector.clone()),
+            target.replicas = u32::try_from(replicas).unwrap_or(0);
+            // /scale has no ready count: report observed replicas as ready.
+            target.ready_replicas = st.map(|s| u32::try_from(s.replicas).unwrap_or(0)).unwrap_or(0);
+            if let Some(sel) = st.and_then(|s| s.selector.clone()) {
+                target.pod_selector = Some(sel);
             }
         }
-        ScaleVia::Actuator => Live {
-            replicas: 0,
-            ready: 0,
-            selector: None,
-        },
-    };
-    target.replicas = live.replicas;
-    target.ready_replicas = live.ready;
-    if live.selector.is_some() {
-        target.pod_selector = live.selector;
+        ScaleVia::Actuator => {
+            target.replicas = 0;
+            target.ready_replicas = 0;
+        }
     }
     if let Some((r, ready)) = s.actuator.current_replicas(&target).await {
         target.replicas = r;
         target.ready_replicas = ready;
     }
+    Ok(target)
+}
 
-    // State: our cache, else what is persisted on the workload.
-    let cached_state = lock(&s.entries).get(&key).map(|e| e.state.clone());
-    let state = match cached_state {
-        Some(st) => st,
-        None => match annotations.get(STATE) {
-            Some(text) => {
-                let (st, warn) = WorkloadState::from_json(text);
-                if let Some(w) = warn {
-                    s.metrics.error("state");
-                    publish(s, &obj_ref, EventType::Warning, "StateUnreadable", "Evaluate", &w).await;
-                }
-                st
-            }
-            None => WorkloadState::default(),
-        },
+/// State: our cache, else what is persisted on the workload.
+async fn prior_state(s: &Shared, w: &Subject) -> WorkloadState {
+    if let Some(st) = lock(&s.entries).get(&w.key).map(|e| e.state.clone()) {
+        return st;
+    }
+    let Some(text) = w.annotations.get(STATE) else {
+        return WorkloadState::default();
     };
+    let (st, warn) = WorkloadState::from_json(text);
+    if let Some(why) = warn {
+        s.metrics.error("state");
+        publish(
+            s,
+            &w.reference,
+            &Notice::warning("StateUnreadable", "Evaluate", why),
+        )
+        .await;
+    }
+    st
+}
 
-    let started = Instant::now();
-    let now = now_ms();
-    let workload = Workload {
-        kind: target.kind.clone(),
-        namespace: ns.clone(),
-        name: name.clone(),
-        replicas: target.replicas,
-        ready_replicas: target.ready_replicas,
-        min_replicas: spec.guardrails.min_replicas,
-        max_replicas: spec.guardrails.max_replicas,
-        labels: target
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    };
+/// Gather the signals and run the policies and guardrails (off the async runtime).
+async fn decide(
+    s: &Shared,
+    w: &Subject,
+    spec: &WorkloadSpec,
+    target: &TargetRef,
+    mut state: WorkloadState,
+    now: i64,
+) -> Result<(core::Outcome, WorkloadState), Error> {
     let current = target.replicas;
-    let mut new_state = state.clone();
-
-    let outcome = match Plan::resolve(&s.registry, &spec) {
+    let plan = match Plan::resolve(&s.registry, spec) {
+        Ok(plan) => plan,
         Err(e) => {
-            // Fail-static (or fallback after N failures), as for a policy error.
             s.metrics.error("resolve");
-            let v = spec.guardrails.on_failure(&mut new_state.guard, current);
-            let desired = v.replicas;
-            let mut reason = format!("policy unavailable: {e}");
-            for n in &v.notes {
-                reason.push_str(&format!("; {n}"));
-            }
-            core::Outcome {
-                runs: Vec::new(),
-                proposal: None,
-                desired,
-                action: if desired == current {
-                    CoreAction::Hold
-                } else if spec.mode == Mode::Shadow {
-                    CoreAction::Shadow {
-                        from: current,
-                        to: desired,
-                    }
-                } else {
-                    CoreAction::Scale {
-                        from: current,
-                        to: desired,
-                    }
-                },
-                jobs: None,
-                placement: Vec::new(),
-                metrics: Vec::new(),
-                recheck_after_ms: None,
-                reason,
-                failed: true,
-            }
-        }
-        Ok(plan) => {
-            let items = core::evaluate::signal_plan(&plan, &spec);
-            let gathered = s.gatherers.gather(&target, &items, now).await;
-            for (sig, why) in &gathered.errors {
-                s.metrics.error("signal");
-                tracing::debug!(%key, signal = %sig, error = %why, "signal not gathered");
-            }
-            let obs = Observation {
-                now_ms: now,
-                workload,
-                signals: gathered.signals,
-                signal_errors: gathered.errors,
-                history: gathered.history,
-            };
-            let spec2 = spec.clone();
-            let mut st = new_state;
-            let (outcome, st) = tokio::task::spawn_blocking(move || {
-                let o = core::evaluate(&plan, &spec2, obs, &mut st);
-                (o, st)
-            })
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?;
-            new_state = st;
-            outcome
+            let o = core::Outcome::unresolved(spec, &mut state, current, e.to_string());
+            return Ok((o, state));
         }
     };
-    s.metrics
-        .evaluation_seconds
-        .observe(started.elapsed().as_secs_f64());
+    let items = core::evaluate::signal_plan(&plan, spec);
+    let gathered = s.gatherers.gather(target, &items, now).await;
+    for (sig, why) in &gathered.errors {
+        s.metrics.error("signal");
+        tracing::debug!(key = %w.key, signal = %sig, error = %why, "signal not gathered");
+    }
+    let obs = Observation {
+        now_ms: now,
+        workload: Workload {
+            kind: target.kind.clone(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            replicas: current,
+            ready_replicas: target.ready_replicas,
+            min_replicas: spec.guardrails.min_replicas,
+            max_replicas: spec.guardrails.max_replicas,
+            labels: target
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        },
+        signals: gathered.signals,
+        signal_errors: gathered.errors,
+        history: gathered.history,
+    };
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || {
+        let o = core::evaluate(&plan, &spec, obs, &mut state);
+        (o, state)
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))
+}
+
+/// Latency and error metrics of one evaluation.
+fn observe_evaluation(s: &Shared, outcome: &core::Outcome, took: Duration) {
+    s.metrics.evaluation_seconds.observe(took.as_secs_f64());
     for run in &outcome.runs {
         s.metrics
             .policy_seconds
@@ -485,129 +603,143 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             s.metrics.error(e.kind());
         }
     }
-    let labels = WorkloadLabels {
-        namespace: ns.clone(),
-        kind: target.kind.clone(),
-        name: name.clone(),
-    };
-    s.metrics
-        .replicas_current
-        .get_or_create(&labels)
-        .set(i64::from(current));
-    s.metrics
-        .replicas_desired
-        .get_or_create(&labels)
-        .set(i64::from(outcome.desired));
+}
 
-    // Special actuation (Jobs, pool split).
+/// Carry out the decision: special actuation (Jobs, pools), the `/scale` write, the
+/// `Scaled` Event. None: leadership was lost before the write.
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    s: &Shared,
+    w: &Subject,
+    spec: &WorkloadSpec,
+    scale: &ScaleTarget,
+    target: &TargetRef,
+    outcome: &core::Outcome,
+    state: &mut WorkloadState,
+    now: i64,
+) -> Result<Option<Acted>, Error> {
     let mut actuated_scale = false;
     let mut extra = String::new();
     if outcome.jobs.is_some() || !outcome.placement.is_empty() {
         let dry = spec.mode == Mode::Shadow || spec.pause != Pause::No;
-        match s.actuator.actuate(&target, &spec, &outcome, dry).await {
+        match s.actuator.actuate(target, spec, outcome, dry).await {
             Ok(a) => {
                 actuated_scale = a.scaled;
                 extra = a.summary;
             }
             Err(e) => {
                 s.metrics.error("actuator");
-                publish(s, &obj_ref, EventType::Warning, "ActuationFailed", "Scale", &e).await;
+                publish(s, &w.reference, &Notice::warning("ActuationFailed", "Scale", e)).await;
             }
         }
     }
-
-    let mut written_replicas = obj_replicas;
-    let result_label;
-    match outcome.action {
+    let mut object_replicas = w.replicas;
+    let label = match outcome.action {
         CoreAction::Scale { from, to } => {
             if !s.leadership.is_leader() {
-                return Ok(Action::requeue(Duration::from_secs(5)));
+                return Ok(None);
             }
-            if !actuated_scale && via != ScaleVia::Actuator {
-                write_scale(s, &scale_api, &scale_name, from, to, &key).await?;
+            if !actuated_scale && scale.via != ScaleVia::Actuator {
+                write_scale(s, &scale.api, &scale.name, from, to, &w.key).await?;
             }
-            spec.guardrails.record_scale(&mut new_state.guard, now, from, to);
+            spec.guardrails.record_scale(&mut state.guard, now, from, to);
             s.metrics
                 .scale_writes
                 .get_or_create(&super::metrics::ResultLabel {
                     result: if to > from { "up" } else { "down" }.into(),
                 })
                 .inc();
-            if via == ScaleVia::Object && spec.target.is_none() {
-                written_replicas = to;
+            if scale.via == ScaleVia::Object && spec.target.is_none() {
+                object_replicas = to;
             }
-            result_label = "scale";
             let note = with_extra(format!("scaled from {from} to {to}: {}", outcome.reason), &extra);
-            tracing::info!(%key, from, to, reason = %outcome.reason, "scaled");
-            publish(s, &obj_ref, EventType::Normal, "Scaled", "Scale", &note).await;
+            tracing::info!(key = %w.key, from, to, reason = %outcome.reason, "scaled");
+            publish(s, &w.reference, &Notice::normal("Scaled", "Scale", note)).await;
+            "scale"
         }
         CoreAction::Shadow { from, to } => {
-            result_label = "shadow";
-            let note = with_extra(
-                format!("shadow mode: would scale from {from} to {to}: {}", outcome.reason),
-                &extra,
-            );
-            tracing::info!(%key, from, to, reason = %outcome.reason, "shadow decision");
-            publish(
-                s,
-                &obj_ref,
-                EventType::Normal,
-                "ShadowDecision",
-                "Evaluate",
-                &note,
-            )
-            .await;
+            tracing::debug!(key = %w.key, from, to, reason = %outcome.reason, "shadow decision");
+            "shadow"
         }
         CoreAction::Hold => {
-            result_label = if outcome.failed {
+            if !extra.is_empty() {
+                publish(s, &w.reference, &Notice::normal("Actuated", "Scale", extra)).await;
+            }
+            if outcome.failed {
                 "failed"
             } else if spec.pause != Pause::No {
                 "paused"
             } else {
                 "hold"
-            };
-            if !extra.is_empty() {
-                publish(s, &obj_ref, EventType::Normal, "Actuated", "Scale", &extra).await;
-            }
-            if spec.pause != Pause::No
-                && let Some(p) = outcome.proposal
-                && p != current
-            {
-                let note = format!("paused: policy proposed {p}, holding at {current}");
-                publish(s, &obj_ref, EventType::Normal, "ScalingPaused", "Evaluate", &note).await;
             }
         }
+    };
+    Ok(Some(Acted {
+        label,
+        object_replicas,
+    }))
+}
+
+/// What the status annotation says about this decision.
+fn status_of(spec: &WorkloadSpec, outcome: &core::Outcome, action: &str, current: u32) -> Status {
+    Status {
+        action: action.to_string(),
+        current: Some(current),
+        desired: Some(outcome.desired),
+        proposal: outcome.proposal,
+        mode: Some(
+            if spec.mode == Mode::Shadow {
+                "shadow"
+            } else {
+                "active"
+            }
+            .into(),
+        ),
+        error: outcome.error.clone(),
+        policies: outcome
+            .runs
+            .iter()
+            .map(|r| PolicyStatus {
+                policy: r.policy.clone(),
+                digest: r.digest.get(..12).unwrap_or(&r.digest).to_string(),
+                result: match &r.result {
+                    Ok(d) => format!("ok: {}", d.replicas),
+                    Err(e) => e.kind().to_string(),
+                },
+            })
+            .collect(),
+        reason: outcome.reason.clone(),
+        since: None,
     }
+}
+
+/// Events for what changed, the in-memory entry (before the write, so a failed persist
+/// loses nothing), then the status/state annotations where they changed.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    s: &Shared,
+    ctx: &Context,
+    w: &Subject,
+    spec: &WorkloadSpec,
+    outcome: &core::Outcome,
+    acted: &Acted,
+    current: u32,
+    state: WorkloadState,
+) -> Result<Action, Error> {
+    let status = status_of(spec, outcome, acted.label, current);
+    let previous = s.last_decision(&w.key, &w.annotations);
+    let notices = transitions(previous.as_ref(), &status);
     if outcome.failed {
         s.metrics.evaluation("failed");
-        tracing::warn!(%key, reason = %outcome.reason, "evaluation failed; fail-static");
-        publish(
-            s,
-            &obj_ref,
-            EventType::Warning,
-            "EvaluationFailed",
-            "Evaluate",
-            &outcome.reason,
-        )
-        .await;
+        if notices.iter().any(|n| n.reason == "EvaluationFailed") {
+            tracing::warn!(key = %w.key, reason = %outcome.reason, "evaluation failed; fail-static");
+        }
     } else {
-        s.metrics.evaluation(result_label);
+        s.metrics.evaluation(acted.label);
     }
-
-    let status = json!({
-        "action": result_label,
-        "current": current,
-        "desired": outcome.desired,
-        "proposal": outcome.proposal,
-        "mode": if spec.mode == Mode::Shadow { "shadow" } else { "active" },
-        "reason": outcome.reason,
-        "policies": outcome.runs.iter().map(|r| json!({
-            "policy": r.policy,
-            "digest": r.digest.get(..12).unwrap_or(&r.digest),
-            "result": match &r.result { Ok(d) => format!("ok: {}", d.replicas), Err(e) => e.kind().to_string() },
-        })).collect::<Vec<_>>(),
-    });
-    persist(s, &obj_api, &name, &annotations, Some(&new_state), &status).await?;
+    for n in &notices {
+        publish(s, &w.reference, n).await;
+    }
 
     let wait_ms = outcome
         .recheck_after_ms
@@ -615,16 +747,10 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         .unwrap_or(spec.interval_ms)
         .max(100);
     let wait = Duration::from_millis(wait_ms);
-    let mut entries = lock(&s.entries);
-    entries.insert(
-        key,
-        Entry {
-            fingerprint: fingerprint(&annotations, written_replicas, obj_ready),
-            next_due: Instant::now() + wait,
-            state: new_state,
-        },
-    );
-    s.metrics.managed_workloads.set(entries.len() as i64);
+    let fp = fingerprint(&w.annotations, acted.object_replicas, w.ready);
+    s.commit(&w.key, fp, wait, Some(state.clone()), status.clone());
+    let api = Api::<DynamicObject>::namespaced_with(s.client.clone(), &w.namespace, &ctx.resource);
+    persist(s, &api, w, Some(&state), &status).await?;
     Ok(Action::requeue(wait))
 }
 
@@ -669,42 +795,29 @@ async fn write_scale(
     }
 }
 
-/// Write the state and status annotations when they changed (merge patch; the status
-/// gets a `since` timestamp only when its content changes, so a steady workload costs
-/// no writes).
+/// Write the state and status annotations where they changed (one merge patch): the
+/// status only when the decision changed (with a fresh `since`), the state only when its
+/// text did. A steady workload costs no writes, however its signals move.
 async fn persist(
     s: &Shared,
     api: &Api<DynamicObject>,
-    name: &str,
-    annotations: &BTreeMap<String, String>,
+    w: &Subject,
     state: Option<&WorkloadState>,
-    status: &Value,
+    status: &Status,
 ) -> Result<(), Error> {
+    let (written_status, written_state) = s.written(&w.key, &w.annotations);
     let mut patch = serde_json::Map::new();
-    if let Some(st) = state {
-        let text = st.to_json();
-        if annotations.get(STATE) != Some(&text) {
-            patch.insert(STATE.to_string(), Value::String(text));
-        }
+    let state_text = state.map(WorkloadState::to_json);
+    if let Some(text) = &state_text
+        && written_state.as_ref() != Some(text)
+    {
+        patch.insert(STATE.to_string(), Value::String(text.clone()));
     }
-    let old_content = annotations
-        .get(STATUS)
-        .and_then(|t| serde_json::from_str::<Value>(t).ok())
-        .map(|mut v| {
-            if let Some(o) = v.as_object_mut() {
-                o.remove("since");
-            }
-            v
-        });
-    if old_content.as_ref() != Some(status) {
-        let mut st = status.clone();
-        if let Some(o) = st.as_object_mut() {
-            o.insert(
-                "since".into(),
-                Value::String(k8s_openapi::jiff::Timestamp::now().to_string()),
-            );
-        }
-        patch.insert(STATUS.to_string(), Value::String(st.to_string()));
+    let mut status = status.clone();
+    let status_changed = !written_status.is_some_and(|old| old.same_decision(&status));
+    if status_changed {
+        status.since = Some(k8s_openapi::jiff::Timestamp::now().to_string());
+        patch.insert(STATUS.to_string(), Value::String(status.to_json()));
     }
     if patch.is_empty() {
         return Ok(());
@@ -714,38 +827,26 @@ async fn persist(
         field_manager: Some(s.field_manager.clone()),
         ..Default::default()
     };
-    api.patch(name, &pp, &Patch::Merge(&body)).await?;
+    api.patch(&w.name, &pp, &Patch::Merge(&body)).await?;
+    if status_changed {
+        s.metrics.annotation_written("status");
+    }
+    if patch.contains_key(STATE) {
+        s.metrics.annotation_written("state");
+    }
+    s.mark_written(
+        &w.key,
+        status_changed.then_some(status),
+        state_text.filter(|_| patch.contains_key(STATE)),
+    );
     Ok(())
 }
 
-async fn publish(
-    s: &Shared,
-    obj_ref: &k8s_openapi::api::core::v1::ObjectReference,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: &str,
-) {
-    // Event notes are limited to 1 kB.
-    let mut note = note.to_string();
-    if note.len() > 1000 {
-        let mut cut = 997;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-        note.push_str("...");
-    }
-    let ev = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: action.to_string(),
-        secondary: None,
-    };
-    if let Err(e) = s.recorder.publish(&ev, obj_ref).await {
+async fn publish(s: &Shared, regarding: &ObjectReference, notice: &Notice) {
+    s.metrics.event(notice.reason);
+    if let Err(e) = s.events.publish(regarding, notice).await {
         s.metrics.error("event");
-        tracing::warn!(error = %e, reason, "cannot publish event");
+        tracing::warn!(error = %e, reason = notice.reason, "cannot publish event");
     }
 }
 

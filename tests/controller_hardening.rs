@@ -1,0 +1,259 @@
+//! The controller under churn, against a real kube-apiserver + etcd (one control plane for
+//! this test binary, one namespace per test): what it writes at steady state, the Events
+//! it publishes, what it forgets. Each case failed on the controller before its fix.
+
+#[path = "controlplane/mod.rs"]
+mod controlplane;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use controlplane::{ControlPlane, eventually, settings};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+
+const STATUS: &str = "wasmscaler.io/status";
+const STATE: &str = "wasmscaler.io/state";
+
+/// A Deployment scaled by `hpa` on an annotation the test changes: desired = ceil(load/100).
+fn deployment(ns: &str, name: &str, replicas: u32, load: u32, extra: &[(&str, &str)]) -> String {
+    let mut ann = vec![
+        ("wasmscaler.io/policy".to_string(), "hpa".to_string()),
+        (
+            "wasmscaler.io/config".to_string(),
+            "targets: [{signal: load, averageValue: 100}]\nsignals: {load: {annotation: example.com/load}}"
+                .to_string(),
+        ),
+        ("wasmscaler.io/max-replicas".to_string(), "10".to_string()),
+        ("wasmscaler.io/interval".to_string(), "1s".to_string()),
+        ("example.com/load".to_string(), load.to_string()),
+    ];
+    for (k, v) in extra {
+        ann.retain(|(x, _)| x != k);
+        ann.push((k.to_string(), v.to_string()));
+    }
+    let ann: String = ann
+        .iter()
+        .map(|(k, v)| format!("    {k}: {}\n", serde_json::Value::String(v.clone())))
+        .collect();
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n{ann}\
+spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/app:1\n"
+    )
+}
+
+async fn replicas_become(cp: &ControlPlane, ns: &str, name: &str, want: u32) {
+    eventually(&format!("deployment/{name} has {want} replicas"), || async {
+        (cp.replicas(ns, "deployment", name) == Some(want)).then_some(())
+    })
+    .await;
+}
+
+fn status(cp: &ControlPlane, ns: &str, name: &str) -> Option<serde_json::Value> {
+    cp.annotation(ns, "deployment", name, STATUS)
+        .and_then(|s| serde_json::from_str(&s).ok())
+}
+
+/// An Event about `name` as the API server stores it: reason, note, series count (None: a
+/// single occurrence).
+#[derive(Debug, Clone)]
+struct Ev {
+    reason: String,
+    note: String,
+    count: Option<i64>,
+}
+
+fn events(cp: &ControlPlane, ns: &str, name: &str) -> Vec<Ev> {
+    let o = cp.kubectl_ok(&["-n", ns, "get", "events.events.k8s.io", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap_or_default();
+    let mut out: Vec<(String, Ev)> = v["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["regarding"]["name"].as_str() == Some(name))
+        .map(|e| {
+            (
+                e["eventTime"].as_str().unwrap_or_default().to_string(),
+                Ev {
+                    reason: e["reason"].as_str().unwrap_or_default().to_string(),
+                    note: e["note"].as_str().unwrap_or_default().to_string(),
+                    count: e["series"]["count"].as_i64(),
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Every change of our two annotations on one Deployment, as the watch sees it.
+#[derive(Default)]
+struct WriteLog {
+    last: BTreeMap<&'static str, Option<String>>,
+    changes: BTreeMap<&'static str, u32>,
+}
+
+/// Watch `ns/name` and count each new value of the status and state annotations.
+fn watch_writes(
+    client: kube::Client,
+    ns: &str,
+    name: &str,
+) -> (Arc<Mutex<WriteLog>>, tokio::task::JoinHandle<()>) {
+    let log = Arc::new(Mutex::new(WriteLog::default()));
+    let api: Api<Deployment> = Api::namespaced(client, ns);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let l = log.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(api, cfg).applied_objects().boxed();
+        while let Some(ev) = stream.next().await {
+            let Ok(d) = ev else { continue };
+            let ann = d.metadata.annotations.unwrap_or_default();
+            let mut log = l.lock().unwrap_or_else(|p| p.into_inner());
+            for key in [STATUS, STATE] {
+                let now = ann.get(key).cloned();
+                let before = log.last.insert(key, now.clone());
+                if let Some(before) = before
+                    && before != now
+                {
+                    *log.changes.entry(key).or_default() += 1;
+                }
+            }
+        }
+    });
+    (log, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_decisions_cost_no_annotation_writes_and_events_tell_each_change() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("steady").await;
+    cp.apply(&deployment(&ns, "web", 1, 500, &[]));
+    let ctl = cp.start_controller(settings(&ns)).await;
+    replicas_become(cp, &ns, "web", 5).await;
+    eventually("status holds at 5", || async {
+        status(cp, &ns, "web").filter(|s| s["action"] == "hold" && s["current"] == 5)
+    })
+    .await;
+
+    // The signal keeps moving (each change is evaluated at once), the decision does not:
+    // ~8 evaluations, no write of either annotation.
+    let (log, watch) = watch_writes(cp.admin_client().await, &ns, "web");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for load in [410, 450, 480, 420, 490, 430, 460, 440] {
+        cp.annotate(&ns, "deployment/web", &format!("example.com/load={load}"));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let changes = log.lock().unwrap_or_else(|p| p.into_inner()).changes.clone();
+    assert!(
+        changes.is_empty(),
+        "annotation writes at a steady decision: {changes:?}"
+    );
+    let st = status(cp, &ns, "web").expect("status");
+    assert_eq!(
+        (st["action"].as_str(), st["desired"].as_u64()),
+        (Some("hold"), Some(5)),
+        "{st}"
+    );
+    // The live number is on /metrics instead.
+    let metrics = ctl.metrics.encode();
+    let proposed =
+        format!("wasmscaler_replicas_proposed{{namespace=\"{ns}\",kind=\"Deployment\",name=\"web\"}} 5");
+    assert!(metrics.contains(&proposed), "missing {proposed} in:\n{metrics}");
+
+    // A real change: written once, and told as its own Event (not as a repeat of 1 -> 5).
+    cp.annotate(&ns, "deployment/web", "example.com/load=200");
+    replicas_become(cp, &ns, "web", 2).await;
+    let scaled = eventually("a Scaled event for 5 -> 2", || async {
+        let ev: Vec<Ev> = events(cp, &ns, "web")
+            .into_iter()
+            .filter(|e| e.reason == "Scaled")
+            .collect();
+        ev.iter().any(|e| e.note.contains("from 5 to 2")).then_some(ev)
+    })
+    .await;
+    assert_eq!(scaled.len(), 2, "{scaled:?}");
+    assert!(scaled[0].note.contains("from 1 to 5"), "{scaled:?}");
+    assert!(scaled.iter().all(|e| e.count.is_none()), "{scaled:?}");
+    watch.abort();
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_and_failing_workloads_publish_on_transitions_not_per_evaluation() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("transitions").await;
+    cp.apply(&deployment(
+        &ns,
+        "shadow",
+        2,
+        800,
+        &[("wasmscaler.io/mode", "shadow")],
+    ));
+    cp.apply(&deployment(
+        &ns,
+        "broken",
+        1,
+        100,
+        &[(
+            "wasmscaler.io/config",
+            "targets: [{signal: load, averageValue: 100}]\nsignals: {load: {annotation: example.com/missing}}",
+        )],
+    ));
+    let ctl = cp.start_controller(settings(&ns)).await;
+    eventually("first ShadowDecision and EvaluationFailed", || async {
+        let s = events(cp, &ns, "shadow");
+        let b = events(cp, &ns, "broken");
+        (s.iter().any(|e| e.reason == "ShadowDecision") && b.iter().any(|e| e.reason == "EvaluationFailed"))
+            .then_some(())
+    })
+    .await;
+    // Four more intervals of the same decisions.
+    let (log, watch) = watch_writes(cp.admin_client().await, &ns, "shadow");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let shadow = events(cp, &ns, "shadow");
+    let told: Vec<&Ev> = shadow.iter().filter(|e| e.reason == "ShadowDecision").collect();
+    assert_eq!(told.len(), 1, "{shadow:?}");
+    assert_eq!(told[0].count, None, "published again per evaluation: {shadow:?}");
+    assert!(told[0].note.contains("would scale from 2 to 8"), "{shadow:?}");
+    let changes = log.lock().unwrap_or_else(|p| p.into_inner()).changes.clone();
+    assert!(changes.is_empty(), "shadow annotation writes: {changes:?}");
+    let broken = events(cp, &ns, "broken");
+    let failed: Vec<&Ev> = broken.iter().filter(|e| e.reason == "EvaluationFailed").collect();
+    assert_eq!(failed.len(), 1, "{broken:?}");
+    assert_eq!(
+        failed[0].count, None,
+        "published again per evaluation: {broken:?}"
+    );
+    assert!(failed[0].note.contains("example.com/missing"), "{broken:?}");
+    assert_eq!(cp.replicas(&ns, "deployment", "broken"), Some(1));
+
+    // A new shadow proposal is its own Event; the failing one recovers, once.
+    cp.annotate(&ns, "deployment/shadow", "example.com/load=300");
+    cp.annotate(&ns, "deployment/broken", "example.com/missing=300");
+    replicas_become(cp, &ns, "broken", 3).await;
+    eventually("ShadowDecision 2 -> 3 and EvaluationRecovered", || async {
+        let s = events(cp, &ns, "shadow");
+        let b = events(cp, &ns, "broken");
+        (s.iter()
+            .any(|e| e.reason == "ShadowDecision" && e.note.contains("would scale from 2 to 3"))
+            && b.iter().any(|e| e.reason == "EvaluationRecovered"))
+        .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let broken = events(cp, &ns, "broken");
+    assert_eq!(
+        broken
+            .iter()
+            .filter(|e| e.reason == "EvaluationRecovered" || e.reason == "EvaluationFailed")
+            .count(),
+        2,
+        "{broken:?}"
+    );
+    watch.abort();
+    ctl.shutdown().await;
+}
