@@ -7,35 +7,8 @@ mod controlplane;
 
 use std::time::Duration;
 
+use controlplane::fixtures::hpa_deployment as deployment;
 use controlplane::{ControlPlane, eventually, eventually_within, settings};
-
-/// A Deployment whose load is an annotation the test (or a user) changes, scaled by the
-/// built-in `hpa` policy: desired = ceil(load / 100).
-fn deployment(ns: &str, name: &str, replicas: u32, load: u32, extra: &[(&str, &str)]) -> String {
-    let mut ann = vec![
-        ("wasmscaler.io/policy".to_string(), "hpa".to_string()),
-        (
-            "wasmscaler.io/config".to_string(),
-            "targets: [{signal: load, averageValue: 100}]\nsignals: {load: {annotation: example.com/load}}"
-                .to_string(),
-        ),
-        ("wasmscaler.io/max-replicas".to_string(), "10".to_string()),
-        ("wasmscaler.io/interval".to_string(), "1s".to_string()),
-        ("example.com/load".to_string(), load.to_string()),
-    ];
-    for (k, v) in extra {
-        ann.retain(|(x, _)| x != k);
-        ann.push((k.to_string(), v.to_string()));
-    }
-    let ann: String = ann
-        .iter()
-        .map(|(k, v)| format!("    {k}: {}\n", serde_json::Value::String(v.clone())))
-        .collect();
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n{ann}\
-spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/app:1\n"
-    )
-}
 
 /// Every series (a metric name with its labels) is in the controller's metrics.
 fn assert_metrics_have(ctl: &wasmscaler::kube::Running, series: &[&str]) {
@@ -45,13 +18,6 @@ fn assert_metrics_have(ctl: &wasmscaler::kube::Running, series: &[&str]) {
     }
 }
 
-async fn replicas_become(cp: &ControlPlane, ns: &str, kind: &str, name: &str, want: u32) {
-    eventually(&format!("{kind}/{name} has {want} replicas"), || async {
-        (cp.replicas(ns, kind, name) == Some(want)).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn annotated_deployment_is_scaled_through_scale_and_follows_kubectl_annotate() {
     let cp = ControlPlane::shared();
@@ -59,7 +25,7 @@ async fn annotated_deployment_is_scaled_through_scale_and_follows_kubectl_annota
     cp.apply(&deployment(&ns, "web", 1, 500, &[]));
     let ctl = cp.start_controller(settings(&ns)).await;
 
-    replicas_become(cp, &ns, "deployment", "web", 5).await;
+    cp.replicas_become(&ns, "deployment", "web", 5).await;
     let events = cp.events(&ns, "web");
     assert!(
         events
@@ -75,7 +41,7 @@ async fn annotated_deployment_is_scaled_through_scale_and_follows_kubectl_annota
 
     // A user changes the load with kubectl, exactly as documented.
     cp.annotate(&ns, "deployment/web", "example.com/load=200");
-    replicas_become(cp, &ns, "deployment", "web", 2).await;
+    cp.replicas_become(&ns, "deployment", "web", 2).await;
 
     // Metrics were counted.
     assert_metrics_have(
@@ -134,7 +100,7 @@ async fn a_bad_annotation_is_reported_and_the_controller_keeps_serving_others() 
     cp.apply(&deployment(&ns, "good", 1, 400, &[]));
     let ctl = cp.start_controller(settings(&ns)).await;
 
-    replicas_become(cp, &ns, "deployment", "good", 4).await;
+    cp.replicas_become(&ns, "deployment", "good", 4).await;
     for (name, key) in [
         ("broken", "wasmscaler.io/min-replicas"),
         ("typo", "wasmscaler.io/polcy"),
@@ -151,7 +117,7 @@ async fn a_bad_annotation_is_reported_and_the_controller_keeps_serving_others() 
     }
     // Fixing the annotation is picked up at once.
     cp.annotate(&ns, "deployment/broken", "wasmscaler.io/min-replicas=2");
-    replicas_become(cp, &ns, "deployment", "broken", 9).await;
+    cp.replicas_become(&ns, "deployment", "broken", 9).await;
     assert_metrics_have(&ctl, &["wasmscaler_errors_total{kind=\"annotation\"}"]);
     ctl.shutdown().await;
 }
@@ -165,7 +131,7 @@ async fn statefulset_is_scaled() {
 spec:\n  replicas: 1\n  serviceName: db\n  selector:\n    matchLabels: {{app: db}}\n  template:\n    metadata:\n      labels: {{app: db}}\n    spec:\n      containers:\n      - name: db\n        image: registry.invalid/db:1\n"
     ));
     let ctl = cp.start_controller(settings(&ns)).await;
-    replicas_become(cp, &ns, "statefulset", "db", 3).await;
+    cp.replicas_become(&ns, "statefulset", "db", 3).await;
     ctl.shutdown().await;
 }
 
@@ -205,7 +171,7 @@ async fn a_policy_file_is_hot_reloaded_while_the_controller_runs() {
     let tmp = dir.path().join("mine.wasm.tmp");
     std::fs::write(&tmp, hpa).expect("write");
     std::fs::rename(&tmp, &file).expect("rename");
-    replicas_become(cp, &ns, "deployment", "web", 6).await;
+    cp.replicas_become(&ns, "deployment", "web", 6).await;
     assert_metrics_have(
         &ctl,
         &[
@@ -232,7 +198,7 @@ async fn a_restarted_controller_continues_from_persisted_state() {
         )],
     ));
     let first = cp.start_controller(settings(&ns)).await;
-    replicas_become(cp, &ns, "deployment", "web", 5).await;
+    cp.replicas_become(&ns, "deployment", "web", 5).await;
     eventually("state annotation written", || async {
         cp.annotation(&ns, "deployment", "web", "wasmscaler.io/state")
             .filter(|s| s.contains("recommendations"))
@@ -277,7 +243,7 @@ async fn with_two_replicas_only_the_leader_writes() {
     // Let `a` win the Lease before `b` starts.
     eventually("replica-a leads", || async { a.is_leader().then_some(()) }).await;
     let b = cp.start_controller(fast("replica-b")).await;
-    replicas_become(cp, &ns, "deployment", "web", 3).await;
+    cp.replicas_become(&ns, "deployment", "web", 3).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(a.is_leader() && !b.is_leader());
     let writers = scale_writers(cp, &ns);
@@ -288,7 +254,7 @@ async fn with_two_replicas_only_the_leader_writes() {
     a.shutdown().await;
     eventually("replica-b leads", || async { b.is_leader().then_some(()) }).await;
     cp.annotate(&ns, "deployment/web", "example.com/load=700");
-    replicas_become(cp, &ns, "deployment", "web", 7).await;
+    cp.replicas_become(&ns, "deployment", "web", 7).await;
     let writers = scale_writers(cp, &ns);
     assert_eq!(writers, vec!["replica-a".to_string(), "replica-b".to_string()]);
     b.shutdown().await;
@@ -335,14 +301,8 @@ async fn a_custom_resource_is_scaled_through_its_scale_subresource() {
             ..settings(&ns)
         })
         .await;
-    replicas_become(cp, &ns, "widget", "w", 4).await;
+    cp.replicas_become(&ns, "widget", "w", 4).await;
     ctl.shutdown().await;
-}
-
-/// The `wasmscaler.io/status` annotation as JSON (None until written).
-fn status(cp: &ControlPlane, ns: &str, name: &str) -> Option<serde_json::Value> {
-    cp.annotation(ns, "deployment", name, "wasmscaler.io/status")
-        .and_then(|s| serde_json::from_str(&s).ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,7 +312,7 @@ async fn paused_at_a_count_then_holding_then_resumed() {
     // The load asks for 8; paused at 3 (KEDA's paused-replicas).
     cp.apply(&deployment(&ns, "web", 1, 800, &[("wasmscaler.io/paused", "3")]));
     let ctl = cp.start_controller(settings(&ns)).await;
-    replicas_become(cp, &ns, "deployment", "web", 3).await;
+    cp.replicas_become(&ns, "deployment", "web", 3).await;
     // The Event is published right after the /scale write: wait for it.
     let scaled = eventually("a Scaled event", || async {
         cp.events(&ns, "web")
@@ -367,7 +327,8 @@ async fn paused_at_a_count_then_holding_then_resumed() {
     );
     // At 3 the next evaluations hold there and say why.
     let st = eventually("status says paused at 3", || async {
-        status(cp, &ns, "web").filter(|s| s["action"] == "paused" && s["current"] == 3)
+        cp.status(&ns, "web")
+            .filter(|s| s["action"] == "paused" && s["current"] == 3)
     })
     .await;
     assert_eq!(st["desired"], 3, "{st}");
@@ -384,7 +345,8 @@ async fn paused_at_a_count_then_holding_then_resumed() {
     // More load (re-evaluated at once): still 3.
     cp.annotate(&ns, "deployment/web", "example.com/load=900");
     eventually("status sees the new load", || async {
-        status(cp, &ns, "web").filter(|s| s["proposal"] == 9 && s["action"] == "paused")
+        cp.status(&ns, "web")
+            .filter(|s| s["proposal"] == 9 && s["action"] == "paused")
     })
     .await;
     assert_eq!(cp.replicas(&ns, "deployment", "web"), Some(3));
@@ -393,7 +355,8 @@ async fn paused_at_a_count_then_holding_then_resumed() {
     cp.annotate(&ns, "deployment/web", "wasmscaler.io/paused=true");
     cp.kubectl_ok(&["-n", &ns, "scale", "deployment/web", "--replicas=2"]);
     let st = eventually("status says paused at 2", || async {
-        status(cp, &ns, "web").filter(|s| s["action"] == "paused" && s["current"] == 2)
+        cp.status(&ns, "web")
+            .filter(|s| s["action"] == "paused" && s["current"] == 2)
     })
     .await;
     assert_eq!(st["desired"], 2, "{st}");
@@ -407,9 +370,9 @@ async fn paused_at_a_count_then_holding_then_resumed() {
 
     // Removing the annotation resumes scaling at once.
     cp.kubectl_ok(&["-n", &ns, "annotate", "deployment/web", "wasmscaler.io/paused-"]);
-    replicas_become(cp, &ns, "deployment", "web", 9).await;
+    cp.replicas_become(&ns, "deployment", "web", 9).await;
     let st = eventually("status after resuming", || async {
-        status(cp, &ns, "web").filter(|s| s["current"] == 9)
+        cp.status(&ns, "web").filter(|s| s["current"] == 9)
     })
     .await;
     assert_ne!(st["action"], "paused", "{st}");
@@ -441,7 +404,7 @@ async fn fallback_replicas_after_the_failure_threshold_while_a_neighbour_keeps_s
     cp.apply(&deployment(&ns, "good", 1, 300, &[]));
     let ctl = cp.start_controller(settings(&ns)).await;
 
-    replicas_become(cp, &ns, "deployment", "broken", 4).await;
+    cp.replicas_become(&ns, "deployment", "broken", 4).await;
     // The Events are published right after the /scale write: wait for them.
     let events = eventually("Scaled and EvaluationFailed events", || async {
         let ev = cp.events(&ns, "broken");
@@ -475,12 +438,13 @@ async fn fallback_replicas_after_the_failure_threshold_while_a_neighbour_keeps_s
     );
 
     // Meanwhile the neighbour is scaled normally, and keeps following its load.
-    replicas_become(cp, &ns, "deployment", "good", 3).await;
+    cp.replicas_become(&ns, "deployment", "good", 3).await;
     cp.annotate(&ns, "deployment/good", "example.com/load=600");
-    replicas_become(cp, &ns, "deployment", "good", 6).await;
+    cp.replicas_become(&ns, "deployment", "good", 6).await;
     // The broken one stays at its fallback while it keeps failing.
     let st = eventually("broken's status says failed at 4", || async {
-        status(cp, &ns, "broken").filter(|s| s["action"] == "failed" && s["current"] == 4)
+        cp.status(&ns, "broken")
+            .filter(|s| s["action"] == "failed" && s["current"] == 4)
     })
     .await;
     assert_eq!(st["desired"], 4, "{st}");
@@ -495,7 +459,7 @@ async fn fallback_replicas_after_the_failure_threshold_while_a_neighbour_keeps_s
 
     // The signal appears: normal scaling resumes.
     cp.annotate(&ns, "deployment/broken", "example.com/missing=200");
-    replicas_become(cp, &ns, "deployment", "broken", 2).await;
+    cp.replicas_become(&ns, "deployment", "broken", 2).await;
     assert_metrics_have(&ctl, &["wasmscaler_evaluations_total{result=\"failed\"}"]);
     ctl.shutdown().await;
 }
@@ -564,7 +528,7 @@ async fn http_endpoints_answer_over_a_socket_while_the_controller_runs() {
     let (code, _, _) = http_get(addr, "/nope").await.expect("GET /nope");
     assert_eq!(code, 404);
 
-    replicas_become(cp, &ns, "deployment", "web", 2).await;
+    cp.replicas_become(&ns, "deployment", "web", 2).await;
     let (code, head, text) = eventually("/metrics with the evaluation", || async {
         let r = http_get(addr, "/metrics").await.ok()?;
         r.2.contains("wasmscaler_evaluations_total{result=\"scale\"} 1")

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use controlplane::fixtures::hpa_deployment as deployment;
 use controlplane::{ControlPlane, eventually, settings};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -17,45 +18,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 const STATUS: &str = "wasmscaler.io/status";
 const STATE: &str = "wasmscaler.io/state";
-
-/// A Deployment scaled by `hpa` on an annotation the test changes: desired = ceil(load/100).
-fn deployment(ns: &str, name: &str, replicas: u32, load: u32, extra: &[(&str, &str)]) -> String {
-    let mut ann = vec![
-        ("wasmscaler.io/policy".to_string(), "hpa".to_string()),
-        (
-            "wasmscaler.io/config".to_string(),
-            "targets: [{signal: load, averageValue: 100}]\nsignals: {load: {annotation: example.com/load}}"
-                .to_string(),
-        ),
-        ("wasmscaler.io/max-replicas".to_string(), "10".to_string()),
-        ("wasmscaler.io/interval".to_string(), "1s".to_string()),
-        ("example.com/load".to_string(), load.to_string()),
-    ];
-    for (k, v) in extra {
-        ann.retain(|(x, _)| x != k);
-        ann.push((k.to_string(), v.to_string()));
-    }
-    let ann: String = ann
-        .iter()
-        .map(|(k, v)| format!("    {k}: {}\n", serde_json::Value::String(v.clone())))
-        .collect();
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n{ann}\
-spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/app:1\n"
-    )
-}
-
-async fn replicas_become(cp: &ControlPlane, ns: &str, name: &str, want: u32) {
-    eventually(&format!("deployment/{name} has {want} replicas"), || async {
-        (cp.replicas(ns, "deployment", name) == Some(want)).then_some(())
-    })
-    .await;
-}
-
-fn status(cp: &ControlPlane, ns: &str, name: &str) -> Option<serde_json::Value> {
-    cp.annotation(ns, "deployment", name, STATUS)
-        .and_then(|s| serde_json::from_str(&s).ok())
-}
 
 /// An Event about `name` as the API server stores it: reason, note, series count (None: a
 /// single occurrence).
@@ -133,9 +95,10 @@ async fn steady_decisions_cost_no_annotation_writes_and_events_tell_each_change(
     let ns = cp.namespace("steady").await;
     cp.apply(&deployment(&ns, "web", 1, 500, &[]));
     let ctl = cp.start_controller(settings(&ns)).await;
-    replicas_become(cp, &ns, "web", 5).await;
+    cp.replicas_become(&ns, "deployment", "web", 5).await;
     eventually("status holds at 5", || async {
-        status(cp, &ns, "web").filter(|s| s["action"] == "hold" && s["current"] == 5)
+        cp.status(&ns, "web")
+            .filter(|s| s["action"] == "hold" && s["current"] == 5)
     })
     .await;
 
@@ -152,7 +115,7 @@ async fn steady_decisions_cost_no_annotation_writes_and_events_tell_each_change(
         changes.is_empty(),
         "annotation writes at a steady decision: {changes:?}"
     );
-    let st = status(cp, &ns, "web").expect("status");
+    let st = cp.status(&ns, "web").expect("status");
     assert_eq!(
         (st["action"].as_str(), st["desired"].as_u64()),
         (Some("hold"), Some(5)),
@@ -166,7 +129,7 @@ async fn steady_decisions_cost_no_annotation_writes_and_events_tell_each_change(
 
     // A real change: written once, and told as its own Event (not as a repeat of 1 -> 5).
     cp.annotate(&ns, "deployment/web", "example.com/load=200");
-    replicas_become(cp, &ns, "web", 2).await;
+    cp.replicas_become(&ns, "deployment", "web", 2).await;
     let scaled = eventually("a Scaled event for 5 -> 2", || async {
         let ev: Vec<Ev> = events(cp, &ns, "web")
             .into_iter()
@@ -234,7 +197,7 @@ async fn shadow_and_failing_workloads_publish_on_transitions_not_per_evaluation(
     // A new shadow proposal is its own Event; the failing one recovers, once.
     cp.annotate(&ns, "deployment/shadow", "example.com/load=300");
     cp.annotate(&ns, "deployment/broken", "example.com/missing=300");
-    replicas_become(cp, &ns, "broken", 3).await;
+    cp.replicas_become(&ns, "deployment", "broken", 3).await;
     eventually("ShadowDecision 2 -> 3 and EvaluationRecovered", || async {
         let s = events(cp, &ns, "shadow");
         let b = events(cp, &ns, "broken");

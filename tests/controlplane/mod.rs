@@ -37,6 +37,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod fixtures;
+
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -376,6 +378,20 @@ impl ControlPlane {
     pub fn replicas(&self, ns: &str, kind: &str, name: &str) -> Option<u32> {
         let o = self.kubectl(&["-n", ns, "get", kind, name, "-o", "jsonpath={.spec.replicas}"]);
         String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    }
+
+    /// Wait until `spec.replicas` of a workload is `want`.
+    pub async fn replicas_become(&self, ns: &str, kind: &str, name: &str, want: u32) {
+        eventually(&format!("{kind}/{name} has {want} replicas"), || async {
+            (self.replicas(ns, kind, name) == Some(want)).then_some(())
+        })
+        .await;
+    }
+
+    /// A Deployment's `wasmscaler.io/status` annotation as JSON (None until written).
+    pub fn status(&self, ns: &str, name: &str) -> Option<serde_json::Value> {
+        self.annotation(ns, "deployment", name, "wasmscaler.io/status")
+            .and_then(|s| serde_json::from_str(&s).ok())
     }
 
     /// One annotation of a workload.
