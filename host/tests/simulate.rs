@@ -23,6 +23,13 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `wasmscaler simulate SCENARIO --output json`, which must succeed.
+fn simulate_json(scenario: &str, cwd: &Path) -> serde_json::Value {
+    let out = run(&["simulate", scenario, "--output", "json", "--quiet"], cwd);
+    assert!(out.status.success(), "{scenario}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A small service scenario on a step trace, written into `dir`.
 fn write_step_scenario(dir: &Path, extra_policies: &str) -> PathBuf {
     // 10 min at 100 rps, 20 min at 300 rps, 10 min at 100 rps.
@@ -101,12 +108,7 @@ fn hpa_baseline_on_a_step_load_behaves_like_an_hpa() {
     // holds no 30 (2085 s), then straight to 10 (-100 % per 15 s).
     let dir = tempfile::tempdir().unwrap();
     let s = write_step_scenario(dir.path(), "");
-    let out = run(
-        &["simulate", s.to_str().unwrap(), "--output", "json", "--quiet"],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = simulate_json(s.to_str().unwrap(), dir.path());
     let hpa = &v["scores"][0];
     assert_eq!(hpa["name"], "hpa-baseline");
     assert_eq!(hpa["scaleEvents"], 3, "{hpa}");
@@ -128,12 +130,7 @@ fn policies_are_read_against_a_reference_curve_at_equal_cost() {
         dir.path(),
         "\n  - {name: hpa-5, policy: hpa, behavior: {}, config: {targets: [{signal: load, averageValue: 5}]}}\n  - {name: hpa-7, policy: hpa, behavior: {}, config: {targets: [{signal: load, averageValue: 7}]}}\ncompareAtEqualCost: [hpa-baseline, hpa-5]",
     );
-    let out = run(
-        &["simulate", s.to_str().unwrap(), "--output", "json", "--quiet"],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = simulate_json(s.to_str().unwrap(), dir.path());
     let score = |name: &str| -> (f64, f64) {
         let s = v["scores"]
             .as_array()
@@ -184,12 +181,7 @@ fn violations_no_policy_could_avoid_are_counted_apart() {
         .unwrap()
         .replace("maxReplicas: 50", "maxReplicas: 20");
     std::fs::write(&s, yaml).unwrap();
-    let out = run(
-        &["simulate", s.to_str().unwrap(), "--output", "json", "--quiet"],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = simulate_json(s.to_str().unwrap(), dir.path());
     let hpa = &v["scores"][0];
     assert_eq!(hpa["violationMinutesAboveMax"], 20.0, "{hpa}");
     assert_eq!(hpa["violationMinutes"], 20.0, "{hpa}");
@@ -208,12 +200,7 @@ fn churn_is_scored_per_policy_scale_events_per_hour_and_pod_starts() {
     // 100 -> 300 -> 100 rps at 10 per replica, the HPA at 100 %: 10 -> 30 -> 10 replicas.
     let dir = tempfile::tempdir().unwrap();
     let s = write_step_scenario(dir.path(), "");
-    let out = run(
-        &["simulate", s.to_str().unwrap(), "--output", "json", "--quiet"],
-        dir.path(),
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = simulate_json(s.to_str().unwrap(), dir.path());
     let hpa = &v["scores"][0];
     let events = hpa["scaleEvents"].as_f64().unwrap();
     assert!(events >= 2.0, "{hpa}");
@@ -263,12 +250,7 @@ fn oracle_violates_only_above_max_and_costs_no_more_than_any_policy() {
 #[test]
 fn queue_scenario_consumes_items() {
     let s = repo().join("examples/scenarios/batch-queue-job.yaml");
-    let out = run(
-        &["simulate", s.to_str().unwrap(), "--output", "json", "--quiet"],
-        &repo(),
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = simulate_json(s.to_str().unwrap(), &repo());
     for s in v["scores"]
         .as_array()
         .unwrap()

@@ -74,6 +74,11 @@ pub fn round(x: f64, digits: i32) -> f64 {
     if r == 0.0 { 0.0 } else { r }
 }
 
+/// `count` events over `simulated_ms`, per simulated hour, rounded for the report.
+pub fn per_hour(count: u32, simulated_ms: f64) -> f64 {
+    round(f64::from(count) * 3_600_000.0 / simulated_ms.max(1.0), 2)
+}
+
 pub fn percentile(sorted: &[u32], q: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
@@ -132,7 +137,7 @@ impl Tally {
                 0.0
             },
             scale_events: self.scale_events,
-            scale_events_per_hour: round(f64::from(self.scale_events) * 3_600_000.0 / sim, 2),
+            scale_events_per_hour: per_hour(self.scale_events, sim),
             pod_starts: self.pod_starts,
             max_replicas: self.max_replicas,
             spot_interruptions: self.interruptions,

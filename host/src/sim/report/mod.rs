@@ -96,7 +96,7 @@ pub fn build(p: &Prepared, o: &Outcome, timings: bool) -> Report {
         cost: round(oracle_cost, 2),
         cost_ratio_to_oracle: 1.0,
         scale_events: o.oracle.scale_events,
-        scale_events_per_hour: round(f64::from(o.oracle.scale_events) * 3_600_000.0 / simulated_ms, 2),
+        scale_events_per_hour: score::per_hour(o.oracle.scale_events, simulated_ms),
         pod_starts: o.oracle.pod_starts,
         max_replicas: o.oracle.max_replicas,
         spot_interruptions: 0,
