@@ -9,9 +9,10 @@
 //!   replicas, or name it as one pool's `workload`).
 //! - The workload's current replicas, as the policy sees them, are the sum over the
 //!   variants (spec), ready replicas the sum of their `readyReplicas`.
-//! - Every pool in the placement is written (`/scale` merge patch of `spec.replicas`);
-//!   a missing variant is an error naming it; the others are still written.
-//!   Writes are get + update of `/scale` (RBAC: `deployments/scale` get, update).
+//! - Every pool in the placement is written (`/scale` get + update of `spec.replicas`;
+//!   RBAC: `deployments/scale` get, update); a missing variant is an error naming it;
+//!   the others are still written. Pools that grow are written before pools that
+//!   shrink, so capacity moving between pools never dips in between the writes.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
@@ -93,54 +94,54 @@ fn kind_of(target: &TargetRef) -> &'static str {
     }
 }
 
-/// Set `name`'s replicas through `/scale`: get + update (the RBAC verbs the controller
-/// has; the resourceVersion read makes a concurrent writer fail with a conflict instead
-/// of being overwritten). Returns the replicas before (None: already there, no write);
-/// in dry-run only reads.
-async fn write_scale(
+/// `name`'s `/scale` (the resourceVersion it carries makes the later update fail with a
+/// conflict if someone else wrote in between, instead of overwriting them).
+async fn get_scale(client: &kube::Client, target: &TargetRef, name: &str) -> Result<Scale, kube::Error> {
+    let ns = &target.namespace;
+    if kind_of(target) == "StatefulSet" {
+        Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .get_scale(name)
+            .await
+    } else {
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_scale(name)
+            .await
+    }
+}
+
+/// Update `name`'s `/scale` (get + update: the RBAC verbs the controller has).
+async fn put_scale(
     client: &kube::Client,
     target: &TargetRef,
     name: &str,
-    replicas: u32,
-    dry_run: bool,
-) -> Result<Option<u32>, String> {
-    async fn go<K>(api: Api<K>, name: &str, replicas: u32, dry_run: bool) -> Result<Option<u32>, kube::Error>
-    where
-        K: Clone + serde::de::DeserializeOwned,
-    {
-        let mut scale: Scale = api.get_scale(name).await?;
-        let want = i32::try_from(replicas).unwrap_or(i32::MAX);
-        let before = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-        if before == want {
-            return Ok(None);
-        }
-        if !dry_run {
-            let mut spec = scale.spec.take().unwrap_or_default();
-            spec.replicas = Some(want);
-            scale.spec = Some(spec);
-            api.replace_scale(name, &PostParams::default(), &scale).await?;
-        }
-        Ok(Some(u32::try_from(before).unwrap_or(0)))
-    }
+    scale: &Scale,
+) -> Result<(), kube::Error> {
     let ns = &target.namespace;
-    let r = if kind_of(target) == "StatefulSet" {
-        go(
-            Api::<StatefulSet>::namespaced(client.clone(), ns),
-            name,
-            replicas,
-            dry_run,
-        )
-        .await
+    let pp = PostParams::default();
+    if kind_of(target) == "StatefulSet" {
+        Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .replace_scale(name, &pp, scale)
+            .await?;
     } else {
-        go(
-            Api::<Deployment>::namespaced(client.clone(), ns),
-            name,
-            replicas,
-            dry_run,
-        )
-        .await
-    };
-    r.map_err(|e| e.to_string())
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .replace_scale(name, &pp, scale)
+            .await?;
+    }
+    Ok(())
+}
+
+fn spec_replicas(scale: &Scale) -> u32 {
+    u32::try_from(scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)).unwrap_or(0)
+}
+
+/// The order in which to write `(before, after)` moves: every pool that grows before any
+/// pool that shrinks (make before break). Replicas moving from one pool to another are
+/// two writes; shrinking first would leave a window with less capacity than either the
+/// old or the new placement, so the total never dips below the smaller of the two.
+fn grow_first(moves: &[(u32, u32)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..moves.len()).collect();
+    order.sort_by_key(|&i| moves[i].1 < moves[i].0);
+    order
 }
 
 async fn read(client: &kube::Client, target: &TargetRef, name: &str) -> Result<(u32, u32), String> {
@@ -180,8 +181,9 @@ pub async fn current(client: &kube::Client, target: &TargetRef) -> Option<(u32, 
     Some(sum)
 }
 
-/// Scale each pool's variant to its share. Returns one "pool variant from->to" line per
-/// variant that changed (in dry-run: would change; nothing is written).
+/// Scale each pool's variant to its share, growing pools first (see `grow_first`).
+/// Returns one "pool variant from->to" line per variant that changed (in dry-run: would
+/// change; nothing is written).
 pub async fn actuate(
     client: &kube::Client,
     target: &TargetRef,
@@ -194,27 +196,47 @@ pub async fn actuate(
             target.name.clone(),
         )]);
     };
-    let mut done = Vec::new();
     let mut errors = Vec::new();
+    let scale_error = |pool: &Pool, e: kube::Error| PoolsError::Scale {
+        pool: pool.name.clone(),
+        kind: kind_of(target),
+        ns: target.namespace.clone(),
+        workload: pool.workload.clone(),
+        message: e.to_string(),
+    };
+    let mut planned = Vec::new();
     for pr in placement {
         let Some(pool) = pools.iter().find(|p| p.name == pr.pool) else {
             errors.push(PoolsError::UnknownPool(pr.pool.clone()));
             continue;
         };
-        match write_scale(client, target, &pool.workload, pr.replicas, dry_run).await {
-            Ok(Some(before)) => done.push(format!(
-                "{} {} {before}->{}",
-                pool.name, pool.workload, pr.replicas
-            )),
-            Ok(None) => {}
-            Err(message) => errors.push(PoolsError::Scale {
-                pool: pool.name.clone(),
-                kind: kind_of(target),
-                ns: target.namespace.clone(),
-                workload: pool.workload.clone(),
-                message,
-            }),
+        match get_scale(client, target, &pool.workload).await {
+            Ok(scale) => planned.push((pool, pr.replicas, scale)),
+            Err(e) => errors.push(scale_error(pool, e)),
         }
+    }
+    let moves: Vec<(u32, u32)> = planned
+        .iter()
+        .map(|(_, want, s)| (spec_replicas(s), *want))
+        .collect();
+    let mut done = Vec::new();
+    for i in grow_first(&moves) {
+        let (before, want) = moves[i];
+        if before == want {
+            continue;
+        }
+        let (pool, _, scale) = &planned[i];
+        if !dry_run {
+            let mut next = scale.clone();
+            let mut spec = next.spec.take().unwrap_or_default();
+            spec.replicas = Some(i32::try_from(want).unwrap_or(i32::MAX));
+            next.spec = Some(spec);
+            if let Err(e) = put_scale(client, target, &pool.workload, &next).await {
+                errors.push(scale_error(pool, e));
+                continue;
+            }
+        }
+        done.push(format!("{} {} {before}->{want}", pool.name, pool.workload));
     }
     if errors.is_empty() { Ok(done) } else { Err(errors) }
 }
@@ -241,6 +263,15 @@ mod tests {
             replicas: 0,
             ready_replicas: 0,
         }
+    }
+
+    #[test]
+    fn growing_pools_are_written_before_shrinking_ones() {
+        // spot 4 -> 6 listed first, on-demand 6 -> 4 second: on-demand must wait.
+        assert_eq!(grow_first(&[(6, 4), (4, 6)]), vec![1, 0]);
+        assert_eq!(grow_first(&[(4, 6), (6, 4)]), vec![0, 1]);
+        // Unchanged and growing keep their listed order, ahead of every shrink.
+        assert_eq!(grow_first(&[(3, 1), (2, 2), (0, 5), (9, 0)]), vec![1, 2, 0, 3]);
     }
 
     #[test]
