@@ -220,3 +220,132 @@ async fn shadow_and_failing_workloads_publish_on_transitions_not_per_evaluation(
     watch.abort();
     ctl.shutdown().await;
 }
+
+/// The /metrics lines about workload `ns/name`.
+fn series_of(metrics: &str, ns: &str, name: &str) -> Vec<String> {
+    let labels = format!("namespace=\"{ns}\",kind=\"Deployment\",name=\"{name}\"");
+    metrics
+        .lines()
+        .filter(|l| l.contains(&labels))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_workload_is_forgotten_and_its_successor_starts_afresh() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("deleted").await;
+    // Scale-down stabilization of 10 minutes: what a successor must not inherit.
+    let behavior = [(
+        "wasmscaler.io/behavior",
+        "scaleDown: {stabilizationWindowSeconds: 600}",
+    )];
+    cp.apply(&deployment(&ns, "web", 1, 500, &behavior));
+    cp.apply(&deployment(&ns, "other", 1, 200, &[]));
+    let ctl = cp.start_controller(settings(&ns)).await;
+    cp.replicas_become(&ns, "deployment", "web", 5).await;
+    cp.replicas_become(&ns, "deployment", "other", 2).await;
+    assert!(!series_of(&ctl.metrics.encode(), &ns, "web").is_empty());
+
+    // Deleted: its series leave /metrics, the other workload's stay.
+    cp.kubectl_ok(&["-n", &ns, "delete", "deployment", "web"]);
+    eventually("web's series gone from /metrics", || async {
+        series_of(&ctl.metrics.encode(), &ns, "web")
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let m = ctl.metrics.encode();
+    assert!(!series_of(&m, &ns, "other").is_empty(), "{m}");
+    assert!(m.contains("wasmscaler_managed_workloads 1"), "{m}");
+
+    // Re-created under the same name, at 5 replicas with load for 1: a new object with no
+    // recommendation history scales down at once instead of holding the old one's 5
+    // for its 10-minute window.
+    cp.apply(&deployment(&ns, "web", 5, 100, &behavior));
+    cp.replicas_become(&ns, "deployment", "web", 1).await;
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_config_or_an_unresolvable_target_is_a_bad_annotation_not_a_failure() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("rejected").await;
+    let typo = "targets: [{signal: load, averageValu: 100}]\nsignals: {load: {annotation: example.com/load}}";
+    cp.apply(&deployment(
+        &ns,
+        "typo",
+        2,
+        500,
+        &[
+            ("wasmscaler.io/config", typo),
+            ("wasmscaler.io/fallback", "{failureThreshold: 2, replicas: 7}"),
+        ],
+    ));
+    cp.apply(&deployment(
+        &ns,
+        "aimed",
+        2,
+        500,
+        &[("wasmscaler.io/target", "apps/v1/Deployment/missing")],
+    ));
+    cp.apply(&deployment(
+        &ns,
+        "alien",
+        2,
+        500,
+        &[("wasmscaler.io/target", "example.com/v1/Widget/w")],
+    ));
+    let ctl = cp.start_controller(settings(&ns)).await;
+    let invalid = |name: &'static str, words: &'static [&'static str]| {
+        let ns = ns.clone();
+        async move {
+            eventually(&format!("{name}: InvalidAnnotation naming {words:?}"), || async {
+                let told = events(cp, &ns, name)
+                    .into_iter()
+                    .any(|e| e.reason == "InvalidAnnotation" && words.iter().all(|w| e.note.contains(w)));
+                let status = cp.status(&ns, name).filter(|s| {
+                    s["action"] == "invalid"
+                        && words
+                            .iter()
+                            .all(|w| s["error"].as_str().is_some_and(|e| e.contains(w)))
+                });
+                (told && status.is_some()).then_some(())
+            })
+            .await
+        }
+    };
+    invalid("typo", &["wasmscaler.io/config", "'hpa'", "averageValu"]).await;
+    invalid(
+        "aimed",
+        &["wasmscaler.io/target", "apps/v1/Deployment/missing", "not found"],
+    )
+    .await;
+    invalid("alien", &["wasmscaler.io/target", "Widget"]).await;
+
+    // Past the failure threshold (2 intervals of 1 s): a typo never applies the fallback
+    // replicas, and is told once, not as a failing policy.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(cp.replicas(&ns, "deployment", "typo"), Some(2));
+    let told = events(cp, &ns, "typo");
+    assert!(!told.iter().any(|e| e.reason == "EvaluationFailed"), "{told:?}");
+    assert_eq!(
+        told.iter().filter(|e| e.reason == "InvalidAnnotation").count(),
+        1,
+        "{told:?}"
+    );
+    let m = ctl.metrics.encode();
+    assert!(
+        !m.contains("wasmscaler_evaluations_total{result=\"failed\"}"),
+        "{m}"
+    );
+
+    // Fixed: evaluated at once (load 500 at 100 each).
+    cp.annotate(
+        &ns,
+        "deployment/typo",
+        "wasmscaler.io/config=targets: [{signal: load, averageValue: 100}]\nsignals: {load: {annotation: example.com/load}}",
+    );
+    cp.replicas_become(&ns, "deployment", "typo", 5).await;
+    ctl.shutdown().await;
+}

@@ -104,7 +104,33 @@ async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
             .then_some(())
     })
     .await;
+    // ... and holds until the next interval: the template is not written in the pools'
+    // stead, and the failure is not retried in a tight loop.
+    let errors = |kind: &str| error_count(&ctl.metrics.encode(), kind);
+    let (conflicts, failures) = (errors("conflict"), errors("actuator"));
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        cp.replicas(&ns, "deployment", "web"),
+        Some(0),
+        "the template was scaled"
+    );
+    assert_eq!(errors("conflict"), conflicts, "retried a stale write in a loop");
+    let retried = errors("actuator") - failures;
+    assert!(
+        retried <= 4,
+        "{retried} actuation attempts in 3 s at a 1 s interval"
+    );
     ctl.shutdown().await;
+}
+
+/// `wasmscaler_errors_total{kind="..."}` in a /metrics text (0 when absent).
+fn error_count(metrics: &str, kind: &str) -> u64 {
+    let prefix = format!("wasmscaler_errors_total{{kind=\"{kind}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

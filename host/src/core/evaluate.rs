@@ -13,6 +13,7 @@ use crate::runtime::registry::ResolveError;
 use crate::runtime::{EvalError, HistorySource, LoadedPolicy, Registry};
 
 /// The policies of one workload, resolved to what serves them now.
+#[derive(Clone)]
 pub struct Plan {
     pub policies: Vec<(String, Arc<LoadedPolicy>, String)>,
 }
@@ -32,6 +33,32 @@ impl Plan {
             })
             .collect::<Result<_, ResolveError>>()?;
         Ok(Self { policies })
+    }
+
+    /// Which policies' configs to check, as one key: the digest of each component and the
+    /// config it gets. Adapters cache [`Plan::rejected_config`] under it, so a config is
+    /// validated once per change of either, not once per evaluation.
+    pub fn config_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (key, p, config) in &self.policies {
+            (key, &p.digest, config).hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// The first policy whose `validate-config` rejects its config, as a user reads it.
+    /// Only a rejection counts: a trap or a deadline there is the policy's own fault and
+    /// shows when it evaluates, where the failure threshold and fallback apply.
+    pub fn rejected_config(&self) -> Option<String> {
+        self.policies
+            .iter()
+            .find_map(|(key, p, config)| match p.validate_config(config) {
+                Err(EvalError::Policy(wasmscaler_sdk::PolicyError::InvalidConfig(m))) => {
+                    Some(format!("wasmscaler.io/config: policy '{key}' rejects it: {m}"))
+                }
+                _ => None,
+            })
     }
 
     /// Every signal the policies declare, merged by name (widest window; required if any
@@ -259,7 +286,11 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
         proposal,
         desired,
         action,
-        jobs: ok.iter().filter_map(|(_, d)| d.jobs).max(),
+        jobs: bounded_jobs(
+            ok.iter().filter_map(|(_, d)| d.jobs).max(),
+            g.max_replicas,
+            current,
+        ),
         placement,
         metrics: ok.iter().flat_map(|(_, d)| d.metrics.iter().cloned()).collect(),
         recheck_after_ms: ok.iter().filter_map(|(_, d)| d.recheck_after_ms).min(),
@@ -268,6 +299,14 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
         error,
         runs,
     }
+}
+
+/// New Jobs a queue policy may start: at most `maxReplicas` unfinished at once
+/// (KEDA ScaledJob's `maxReplicaCount`), whatever the policy asked for. `unfinished` is the
+/// workload's current replicas, which for a Job-running workload are its pending and
+/// running Jobs. Both adapters rely on this bound; neither re-applies it.
+fn bounded_jobs(asked: Option<u32>, max_replicas: u32, unfinished: u32) -> Option<u32> {
+    asked.map(|n| n.min(max_replicas.saturating_sub(unfinished)))
 }
 
 fn run_one(
@@ -370,6 +409,15 @@ pub fn signal_plan<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jobs_are_bounded_by_max_replicas_minus_the_unfinished_ones() {
+        assert_eq!(bounded_jobs(Some(1_000_000), 10, 0), Some(10));
+        assert_eq!(bounded_jobs(Some(5), 10, 7), Some(3));
+        assert_eq!(bounded_jobs(Some(5), 10, 12), Some(0));
+        assert_eq!(bounded_jobs(Some(2), 10, 3), Some(2));
+        assert_eq!(bounded_jobs(None, 10, 3), None);
+    }
 
     #[test]
     fn placement_rescales_to_the_guarded_total() {

@@ -33,6 +33,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use tokio::sync::watch;
 
@@ -41,6 +42,44 @@ use self::metrics::Metrics;
 use self::reconcile::{Context, ScaleVia, Shared};
 use self::signals_api::{Actuator, Gatherers, NoActuator};
 use crate::runtime::{Registry, Runtime};
+
+/// How often workloads whose objects are gone are forgotten (entry, metric series).
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Forget deleted workloads: the Controller never reconciles an object that is gone, so
+/// compare what we remember with the watch caches (only once they are synced, or an
+/// unsynced cache would forget everything).
+fn spawn_sweeper(
+    shared: Arc<Shared>,
+    readers: Vec<(ApiResource, Store<DynamicObject>)>,
+    ready: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if !ready.load(Ordering::Relaxed) {
+                continue;
+            }
+            // Kinds of different groups may share a name: any cache holding it counts.
+            shared.sweep(|w| {
+                readers
+                    .iter()
+                    .filter(|(ar, _)| ar.kind == w.kind)
+                    .find_map(|(ar, store)| {
+                        let key =
+                            ObjectRef::<DynamicObject>::new_with(&w.name, ar.clone()).within(&w.namespace);
+                        store.get(&key)?.metadata.uid.clone()
+                    })
+            });
+        }
+    })
+}
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -306,8 +345,8 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
         let metrics = metrics.clone();
         let kind = ar.kind.clone();
         // The watch restarts with the default backoff (client-go's) when it fails.
-        let controller = Controller::new_with(api, watcher::Config::default(), ar);
-        readers.push(controller.store());
+        let controller = Controller::new_with(api, watcher::Config::default(), ar.clone());
+        readers.push((ar, controller.store()));
         let controller = controller
             .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
             .graceful_shutdown_on(async move {
@@ -335,10 +374,16 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
             alive.store(false, Ordering::Relaxed);
         }));
     }
+    tasks.push(spawn_sweeper(
+        shared.clone(),
+        readers.clone(),
+        ready.clone(),
+        stop_rx.clone(),
+    ));
     {
         let ready = ready.clone();
         tasks.push(tokio::spawn(async move {
-            for r in readers {
+            for (_, r) in &readers {
                 // Re-poll rather than await once: kube-runtime's Store::wait_until_ready
                 // keeps a single waker (a oneshot) and the Controller's runner waits on
                 // the same store, so a second waiter can miss the wakeup and /readyz

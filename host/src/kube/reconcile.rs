@@ -30,7 +30,7 @@ use super::leader::Leadership;
 use super::metrics::{Metrics, WorkloadLabels};
 use super::report::{PolicyStatus, Status, transitions};
 use super::signals_api::{Actuator, Gatherers, TargetRef};
-use crate::core::spec::{POLICY, STATE, STATUS};
+use crate::core::spec::{POLICY, STATE, STATUS, TARGET};
 use crate::core::{self, Action as CoreAction, Mode, Observation, Pause, Plan, WorkloadSpec, WorkloadState};
 use crate::runtime::Registry;
 
@@ -58,6 +58,8 @@ pub struct Shared {
     pub field_manager: String,
     entries: Mutex<HashMap<String, Entry>>,
     targets: Mutex<HashMap<String, ApiResource>>,
+    /// [`Plan::config_key`] -> the rejection of that config, if any.
+    validated: Mutex<HashMap<u64, Option<String>>>,
 }
 
 impl Shared {
@@ -84,6 +86,7 @@ impl Shared {
             field_manager: "wasmscaler".into(),
             entries: Mutex::new(HashMap::new()),
             targets: Mutex::new(HashMap::new()),
+            validated: Mutex::new(HashMap::new()),
         }
     }
 
@@ -94,12 +97,43 @@ impl Shared {
         self.metrics.managed_workloads.set(0);
     }
 
-    /// Forget one workload (no longer annotated).
+    /// Forget one workload (deleted, re-created, or no longer annotated): its entry and
+    /// its per-workload metric series.
     fn forget(&self, key: &str) {
         let mut entries = lock(&self.entries);
-        if entries.remove(key).is_some() {
+        if let Some(e) = entries.remove(key) {
             self.metrics.managed_workloads.set(entries.len() as i64);
+            drop(entries);
+            self.metrics.forget_workload(&e.labels);
         }
+    }
+
+    /// A workload deleted and created again under the same name is a new workload: it
+    /// inherits none of the old one's stabilization or policy state.
+    fn forget_if_recreated(&self, key: &str, uid: Option<&str>) {
+        let stale = lock(&self.entries)
+            .get(key)
+            .is_some_and(|e| e.uid.as_deref() != uid);
+        if stale {
+            self.forget(key);
+        }
+    }
+
+    /// Forget every workload whose object is gone: `live(kind, namespace, name)` answers
+    /// the uid of the object the watch cache holds now. Deletions never reach `reconcile`
+    /// (kube-runtime's Controller only reconciles objects that exist), so the controller
+    /// calls this periodically.
+    pub fn sweep(&self, live: impl Fn(&WorkloadLabels) -> Option<String>) -> usize {
+        let gone: Vec<String> = lock(&self.entries)
+            .iter()
+            .filter(|(_, e)| live(&e.labels) != e.uid)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &gone {
+            tracing::debug!(%key, "workload gone; forgetting it");
+            self.forget(key);
+        }
+        gone.len()
     }
 
     /// When the inputs are those last evaluated and the interval has not elapsed: how
@@ -147,14 +181,16 @@ impl Shared {
     /// history of a scale that happened). `state` None keeps the remembered state.
     fn commit(
         &self,
-        key: &str,
+        w: &Subject,
         fingerprint: u64,
         wait: Duration,
         state: Option<WorkloadState>,
         decision: Status,
     ) {
         let mut entries = lock(&self.entries);
-        let e = entries.entry(key.to_string()).or_insert_with(|| Entry {
+        let e = entries.entry(w.key.clone()).or_insert_with(|| Entry {
+            uid: w.uid.clone(),
+            labels: w.labels(),
             fingerprint,
             next_due: Instant::now(),
             state: WorkloadState::default(),
@@ -183,6 +219,9 @@ pub struct Context {
 
 /// What we remember per workload between reconciles (a cache of what is persisted).
 struct Entry {
+    /// The object this entry is about; a new object under the same name starts afresh.
+    uid: Option<String>,
+    labels: WorkloadLabels,
     fingerprint: u64,
     next_due: Instant,
     state: WorkloadState,
@@ -313,6 +352,8 @@ pub async fn discover(
 /// The object being reconciled, as read from the watch.
 struct Subject {
     key: String,
+    kind: String,
+    uid: Option<String>,
     namespace: String,
     name: String,
     annotations: BTreeMap<String, String>,
@@ -328,6 +369,8 @@ impl Subject {
         let name = obj.name_any();
         Self {
             key: format!("{}/{}/{}", resource.kind, namespace, name),
+            kind: resource.kind.clone(),
+            uid: obj.uid(),
             annotations: obj.annotations().clone(),
             replicas: as_u32(&obj.data["spec"]["replicas"]).unwrap_or(1),
             ready: as_u32(&obj.data["status"]["readyReplicas"]).unwrap_or(0),
@@ -337,10 +380,10 @@ impl Subject {
         }
     }
 
-    fn labels(&self, kind: &str) -> WorkloadLabels {
+    fn labels(&self) -> WorkloadLabels {
         WorkloadLabels {
             namespace: self.namespace.clone(),
-            kind: kind.to_string(),
+            kind: self.kind.clone(),
             name: self.name.clone(),
         }
     }
@@ -351,6 +394,8 @@ struct ScaleTarget {
     api: Api<DynamicObject>,
     name: String,
     via: ScaleVia,
+    /// The `wasmscaler.io/target` text that named it (empty: the object itself).
+    named_by: String,
 }
 
 /// What the act step did.
@@ -372,27 +417,53 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         // Standby: watch (warm cache) but never decide or write.
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
+    s.forget_if_recreated(&w.key, w.uid.as_deref());
     let fp = fingerprint(&w.annotations, w.replicas, w.ready);
     if let Some(wait) = s.not_due(&w.key, fp) {
         return Ok(Action::requeue(wait));
     }
     let spec = match WorkloadSpec::from_annotations(&w.annotations, s.default_max_replicas) {
         Ok(spec) => spec,
-        Err(e) => return record_invalid(s, &ctx, &w, fp, e.to_string()).await,
+        Err(e) => return record_invalid(s, &ctx, &w, fp, e.to_string(), None).await,
     };
 
-    // Observe.
-    let scale = scale_target(s, &ctx, &w, &spec).await?;
-    let target = observe(s, &ctx, &obj, &w, &scale).await?;
+    // Observe. A target that cannot be resolved is a bad annotation too (the kind or the
+    // object may appear later: look again after a while).
+    let target_error = |m: String| record_invalid(s, &ctx, &w, fp, m, Some(TARGET_RECHECK));
+    let scale = match scale_target(s, &ctx, &w, &spec).await {
+        Ok(scale) => scale,
+        Err(Error::Target(_, m)) => return target_error(m).await,
+        Err(e) => return Err(e),
+    };
+    let target = match observe(s, &ctx, &obj, &w, &scale).await {
+        Ok(target) => target,
+        Err(Error::Target(_, m)) => return target_error(m).await,
+        Err(e) => return Err(e),
+    };
     let prior = prior_state(s, &w).await;
 
     // Decide.
     let started = Instant::now();
     let now = now_ms();
-    let (outcome, mut new_state) = decide(s, &w, &spec, &target, prior, now).await?;
+    let (outcome, mut new_state) = match decide(s, &w, &spec, &target, prior, now).await? {
+        Decided::Outcome(decided) => *decided,
+        // A config the policy rejects is a typo to fix, not a failing policy: it never
+        // counts towards the failure threshold (and so never applies fallback replicas).
+        Decided::ConfigRejected(m) => {
+            return record_invalid(
+                s,
+                &ctx,
+                &w,
+                fp,
+                m,
+                Some(Duration::from_millis(spec.interval_ms.max(100))),
+            )
+            .await;
+        }
+    };
     observe_evaluation(s, &outcome, started.elapsed());
     s.metrics.set_workload(
-        &w.labels(&target.kind),
+        &w.labels(),
         target.replicas,
         outcome.desired,
         outcome.proposal,
@@ -406,13 +477,19 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     record(s, &ctx, &w, &spec, &outcome, &acted, target.replicas, new_state).await
 }
 
+/// How often a `wasmscaler.io/target` that cannot be resolved is looked up again.
+const TARGET_RECHECK: Duration = Duration::from_secs(30);
+
 /// A bad annotation: one Event and the status until it changes; nothing is evaluated.
+/// `recheck`: look again after this long even if nothing changed (None: only when the
+/// annotations change).
 async fn record_invalid(
     s: &Shared,
     ctx: &Context,
     w: &Subject,
     fp: u64,
     error: String,
+    recheck: Option<Duration>,
 ) -> Result<Action, Error> {
     s.metrics.error("annotation");
     s.metrics.evaluation("invalid");
@@ -427,11 +504,17 @@ async fn record_invalid(
         )
         .await;
     }
-    s.commit(&w.key, fp, Duration::from_secs(3600), None, status.clone());
+    s.commit(
+        w,
+        fp,
+        recheck.unwrap_or(Duration::from_secs(3600)),
+        None,
+        status.clone(),
+    );
     let api = Api::<DynamicObject>::namespaced_with(s.client.clone(), &w.namespace, &ctx.resource);
     persist(s, &api, w, None, &status).await?;
-    // Wait for the annotation to change (the fingerprint then differs).
-    Ok(Action::await_change())
+    // Otherwise wait for the annotation to change (the fingerprint then differs).
+    Ok(recheck.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Resolve where replicas are read and written: the object, or `wasmscaler.io/target`.
@@ -446,18 +529,18 @@ async fn scale_target(
             api: Api::namespaced_with(s.client.clone(), &w.namespace, &ctx.resource),
             name: w.name.clone(),
             via: ctx.via,
+            named_by: String::new(),
         });
     };
-    let (g, v, k, n) = parse_kind_ref(t).map_err(|m| Error::Target(w.key.clone(), m))?;
-    let n = n.ok_or_else(|| Error::Target(w.key.clone(), format!("'{t}' names no object")))?;
+    let bad = |m: String| Error::Target(w.key.clone(), format!("{TARGET}: {m}"));
+    let (g, v, k, n) = parse_kind_ref(t).map_err(bad)?;
+    let n = n.ok_or_else(|| bad(format!("'{t}' names no object (apiVersion/Kind/name)")))?;
     let cache_key = format!("{g}/{v}/{k}");
     let cached = lock(&s.targets).get(&cache_key).cloned();
     let ar = match cached {
         Some(ar) => ar,
         None => {
-            let ar = discover(&s.client, &g, &v, &k)
-                .await
-                .map_err(|m| Error::Target(w.key.clone(), m))?;
+            let ar = discover(&s.client, &g, &v, &k).await.map_err(bad)?;
             lock(&s.targets).insert(cache_key, ar.clone());
             ar
         }
@@ -466,6 +549,7 @@ async fn scale_target(
         api: Api::namespaced_with(s.client.clone(), &w.namespace, &ar),
         name: n,
         via: ScaleVia::Subresource,
+        named_by: t.clone(),
     })
 }
 
@@ -493,7 +577,19 @@ async fn observe(
     match scale.via {
         ScaleVia::Object => {}
         ScaleVia::Subresource => {
-            let sc = scale.api.get_scale(&scale.name).await?;
+            let sc = match scale.api.get_scale(&scale.name).await {
+                Ok(sc) => sc,
+                Err(kube::Error::Api(e)) if e.code == 404 => {
+                    return Err(Error::Target(
+                        w.key.clone(),
+                        format!(
+                            "{TARGET}: '{}' not found in namespace {}",
+                            scale.named_by, w.namespace
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
             let replicas = sc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
             let st = sc.status.as_ref();
             target.replicas = u32::try_from(replicas).unwrap_or(0);
@@ -536,6 +632,36 @@ async fn prior_state(s: &Shared, w: &Subject) -> WorkloadState {
     st
 }
 
+/// What the decide step came to.
+enum Decided {
+    Outcome(Box<(core::Outcome, WorkloadState)>),
+    /// A policy's `validate-config` rejects the workload's config (the message says which).
+    ConfigRejected(String),
+}
+
+/// Whether a policy rejects its config: cached by [`Plan::config_key`], so validation runs
+/// in a sandbox once per config (or component) change, off the async runtime.
+async fn config_rejection(s: &Shared, plan: &Plan) -> Result<Option<String>, Error> {
+    let key = plan.config_key();
+    if let Some(known) = lock(&s.validated).get(&key) {
+        return Ok(known.clone());
+    }
+    let p = plan.clone();
+    let rejected = tokio::task::spawn_blocking(move || p.rejected_config())
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+    let mut validated = lock(&s.validated);
+    // Bounded: one entry per live config, and configs that came and went.
+    if validated.len() >= VALIDATED_CAP {
+        validated.clear();
+    }
+    validated.insert(key, rejected.clone());
+    Ok(rejected)
+}
+
+/// Configs whose validation result is remembered.
+const VALIDATED_CAP: usize = 4096;
+
 /// Gather the signals and run the policies and guardrails (off the async runtime).
 async fn decide(
     s: &Shared,
@@ -544,16 +670,19 @@ async fn decide(
     target: &TargetRef,
     mut state: WorkloadState,
     now: i64,
-) -> Result<(core::Outcome, WorkloadState), Error> {
+) -> Result<Decided, Error> {
     let current = target.replicas;
     let plan = match Plan::resolve(&s.registry, spec) {
         Ok(plan) => plan,
         Err(e) => {
             s.metrics.error("resolve");
             let o = core::Outcome::unresolved(spec, &mut state, current, e.to_string());
-            return Ok((o, state));
+            return Ok(Decided::Outcome(Box::new((o, state))));
         }
     };
+    if let Some(m) = config_rejection(s, &plan).await? {
+        return Ok(Decided::ConfigRejected(m));
+    }
     let items = core::evaluate::signal_plan(&plan, spec);
     let gathered = s.gatherers.gather(target, &items, now).await;
     for (sig, why) in &gathered.errors {
@@ -583,7 +712,7 @@ async fn decide(
     let spec = spec.clone();
     tokio::task::spawn_blocking(move || {
         let o = core::evaluate(&plan, &spec, obs, &mut state);
-        (o, state)
+        Decided::Outcome(Box::new((o, state)))
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))
@@ -622,14 +751,25 @@ async fn act(
     let mut extra = String::new();
     if outcome.jobs.is_some() || !outcome.placement.is_empty() {
         let dry = spec.mode == Mode::Shadow || spec.pause != Pause::No;
+        if !dry && !s.leadership.is_leader() {
+            return Ok(None);
+        }
         match s.actuator.actuate(target, spec, outcome, dry).await {
             Ok(a) => {
                 actuated_scale = a.scaled;
                 extra = a.summary;
             }
             Err(e) => {
+                // The actuator owns this workload's replicas: the annotated object is only
+                // a template (its replicas are not the pools' sum), so writing it instead
+                // would scale the wrong object and then conflict on every retry. Hold
+                // until the next interval; the Event names what failed.
                 s.metrics.error("actuator");
                 publish(s, &w.reference, &Notice::warning("ActuationFailed", "Scale", e)).await;
+                return Ok(Some(Acted {
+                    label: "hold",
+                    object_replicas: w.replicas,
+                }));
             }
         }
     }
@@ -748,7 +888,7 @@ async fn record(
         .max(100);
     let wait = Duration::from_millis(wait_ms);
     let fp = fingerprint(&w.annotations, acted.object_replicas, w.ready);
-    s.commit(&w.key, fp, wait, Some(state.clone()), status.clone());
+    s.commit(w, fp, wait, Some(state.clone()), status.clone());
     let api = Api::<DynamicObject>::namespaced_with(s.client.clone(), &w.namespace, &ctx.resource);
     persist(s, &api, w, Some(&state), &status).await?;
     Ok(Action::requeue(wait))

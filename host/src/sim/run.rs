@@ -379,8 +379,8 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
             }
             match queue.as_mut() {
                 Some(q) => {
-                    let room = e.spec.guardrails.max_replicas.saturating_sub(q.unfinished());
-                    let n = outcome.jobs.unwrap_or(0).min(room);
+                    // core::evaluate bounds it by maxReplicas minus the unfinished Jobs.
+                    let n = outcome.jobs.unwrap_or(0);
                     if n > 0 {
                         q.create(n, now, &mut job_draws);
                         tally.scale_events += 1;
