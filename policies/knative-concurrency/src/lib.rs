@@ -14,15 +14,19 @@
 //! What a controller cannot do (the activator's request buffering) is listed in the README.
 
 pub mod config;
+pub mod reconciler;
+pub mod window;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use wasmscaler_sdk::math::ceil_u32;
 use wasmscaler_sdk::prelude::*;
 
 use config::fmt_ms;
 pub use config::{Config, Metric, Resolved};
+pub use reconciler::{Activity, Condition};
+use reconciler::{Bounds, observe, scale};
+pub use window::{Seconds, Window};
 
 /// The KPA's decision interval (`tickInterval`), also the granularity of the
 /// scale-down-delay window.
@@ -50,13 +54,22 @@ pub struct State {
     /// The scale-down-delay window: descending maxima as (2-s tick index, pods).
     #[serde(default)]
     pub delay: Vec<(i64, u32)>,
-    /// When the workload last went from zero (or unknown) to running.
+    /// The collector's stable and panic windows (running totals, first and last write).
     #[serde(default)]
-    pub active_since_ms: Option<i64>,
-    /// When the workload was marked inactive (no traffic for a stable window).
+    pub stable: Window,
     #[serde(default)]
-    pub inactive_since_ms: Option<i64>,
-    /// The workload has reached `initialScale` ready pods once.
+    pub panic: Window,
+    /// The newest second recorded into the windows.
+    #[serde(default)]
+    pub recorded_s: Option<i64>,
+    /// The decider's scale (Knative `DesiredScale`); none (-1) until the first valid one.
+    /// A tick without data keeps it, as Knative's multiscaler does.
+    #[serde(default)]
+    pub desired: Option<u32>,
+    /// The PodAutoscaler's `Active` condition.
+    #[serde(default)]
+    pub condition: Condition,
+    /// The workload has reached `initialScale` ready pods once (`ScaleTargetInitialized`).
     #[serde(default)]
     pub initialized: bool,
 }
@@ -81,36 +94,6 @@ pub fn buckets(samples: &[Sample], now_ms: i64, name: &str) -> Result<Vec<(i64, 
         .into_iter()
         .map(|(sec, (sum, n))| (sec, sum / f64::from(n)))
         .collect())
-}
-
-/// Knative `TimedFloat64Buckets.WindowAverage` over `window_s` one-second buckets ending at
-/// `now_s`: the average over the buckets from the later of (window start, first write) to
-/// the last write, missing seconds in between counting as 0. The first write is where
-/// the data starts after the last gap of a full window or more. `None` when the last
-/// write is more than a window ago (Knative `IsEmpty`: no data).
-pub fn window_average(buckets: &[(i64, f64)], now_s: i64, window_s: i64) -> Option<f64> {
-    let &(last, _) = buckets.last()?;
-    let age = now_s - last;
-    if age > window_s {
-        return None;
-    }
-    if age >= window_s {
-        return Some(0.0);
-    }
-    let mut first = buckets[0].0;
-    for pair in buckets.windows(2) {
-        if pair[1].0 - pair[0].0 >= window_s {
-            first = pair[1].0;
-        }
-    }
-    let start = first.max(now_s - window_s + 1);
-    let sum: f64 = buckets
-        .iter()
-        .filter(|(s, _)| *s >= start && *s <= last)
-        .map(|(_, v)| v)
-        .sum();
-    let n = (last - start + 1).max(1);
-    Some(sum / n as f64)
 }
 
 /// Knative `max.TimeWindow.Record` (descending-maxima window of `size` ticks); returns
@@ -194,13 +177,14 @@ impl Policy for KnativeConcurrency {
         // A new autoscaler starts in panic mode when more than one pod is ready.
         if !st.started {
             st.started = true;
+            st.condition = Condition {
+                activity: Activity::Activating,
+                since_ms: now,
+            };
             if ready_pods > 1 {
                 st.panic_time_ms = Some(now);
                 st.max_panic_pods = ready_pods;
             }
-        }
-        if ready_pods >= cfg.initial_scale {
-            st.initialized = true;
         }
 
         let signal = ctx.signals.iter().find(|s| s.name == name).ok_or_else(|| {
@@ -208,12 +192,14 @@ impl Policy for KnativeConcurrency {
         })?;
         let long;
         let mut samples = &signal.samples[..];
+        let mut covered_ms = SIGNAL_WINDOW_MS;
         let need_ms = u64::try_from(r.stable_ms).unwrap_or(0).saturating_mul(2);
         if need_ms > SIGNAL_WINDOW_MS {
             match host::history(name, need_ms, 1000) {
                 Ok(h) if !h.is_empty() => {
                     long = h;
                     samples = &long[..];
+                    covered_ms = need_ms;
                 }
                 Ok(_) | Err(_) => host::log(
                     LogLevel::Warn,
@@ -227,169 +213,89 @@ impl Policy for KnativeConcurrency {
         }
         let b = buckets(samples, now, name)?;
         let now_s = now.div_euclid(1000);
-        let stable_s = r.stable_ms / 1000;
-        let panic_s = r.panic_ms / 1000;
+        let stable_n = r.stable_ms / 1000;
+        let panic_n = r.panic_ms / 1000;
 
-        let Some(stable) = window_average(&b, now_s, stable_s) else {
-            // Knative: no data -> no scaling decision; the scale stays where it is.
-            let replicas = ctx.clamp(current);
-            return Ok(Decision::new(replicas)
-                .reason(format!(
-                    "no {name} data in the last {}: holding {replicas}",
-                    fmt_ms(r.stable_ms)
-                ))
-                .recheck_after_ms(TICK_MS));
-        };
-        let panic = window_average(&b, now_s, panic_s).unwrap_or(0.0);
-
-        // autoscaler.go Scale().
-        let ready = f64::from(ready_pods.max(1));
-        let max_scale_up = (cfg.max_scale_up_rate * ready).ceil();
-        let max_scale_down = (ready / cfg.max_scale_down_rate).floor();
-        let dspc = ceil_u32(stable / r.target);
-        let dppc = ceil_u32(panic / r.target);
-        let clamp_rate = |x: u32| to_u32(f64::from(x).max(max_scale_down).min(max_scale_up));
-        let mut desired_stable = clamp_rate(dspc);
-        let mut desired_panic = clamp_rate(dppc);
-        if cfg.activation_scale > 1 {
-            if dspc > 0 && cfg.activation_scale > desired_stable {
-                desired_stable = cfg.activation_scale;
-            }
-            if dppc > 0 && cfg.activation_scale > desired_panic {
-                desired_panic = cfg.activation_scale;
-            }
+        // The collector: record each second once, in order. The windows read the seconds
+        // leaving them back from the samples; when those are no longer handed over (no
+        // evaluation for longer than the signal window) or the clock went backwards (a
+        // replay), the windows start afresh from the samples at hand.
+        let covered_from_s = (now - i64::try_from(covered_ms).unwrap_or(i64::MAX)).div_euclid(1000) + 1;
+        if st
+            .recorded_s
+            .is_some_and(|last| last > now_s || last + 1 - stable_n < covered_from_s)
+        {
+            st.stable = Window::default();
+            st.panic = Window::default();
+            st.recorded_s = None;
         }
-        let panic_ratio = f64::from(dppc) / ready;
-        let over = panic_ratio >= r.panic_threshold;
+        let seconds = Seconds(&b);
+        let recorded = st.recorded_s;
+        for &(sec, v) in b.iter().filter(|(sec, _)| recorded.is_none_or(|r| *sec > r)) {
+            st.stable.record(&seconds, sec, v, stable_n);
+            st.panic.record(&seconds, sec, v, panic_n);
+            st.recorded_s = Some(sec);
+        }
+
+        // The decider (autoscaler.go Scale). With targetBurstCapacity -1 Knative does not
+        // scrape the pods (the activator is always in the path), so there is never "no
+        // data": empty windows average 0.
+        let scraped = cfg.target_burst_capacity != -1.0;
         let mut note = String::new();
-        match st.panic_time_ms {
-            None if over => {
-                st.panic_time_ms = Some(now);
-                note = format!(
-                    "entering panic: {panic_ratio:.2}x of {} ready >= {:.2}x; ",
-                    ready_pods.max(1),
-                    r.panic_threshold
-                );
-            }
-            Some(_) if over => st.panic_time_ms = Some(now),
-            Some(t) if t.saturating_add(r.stable_ms) < now => {
-                st.panic_time_ms = None;
-                st.max_panic_pods = 0;
-                note = format!("left panic ({} since last breach); ", fmt_ms(now - t));
-            }
-            _ => {}
-        }
-
-        let mut desired = desired_stable;
-        let mode;
-        if let Some(t) = st.panic_time_ms {
-            desired = desired.max(desired_panic);
-            if desired > st.max_panic_pods {
-                st.max_panic_pods = desired;
-            }
-            desired = st.max_panic_pods;
+        let mut mode = String::new();
+        let mut averages = None;
+        if scraped && st.stable.is_empty(now_s, stable_n) {
             mode = format!(
-                "panic: {panic:.1} avg {name} over {} vs target {} -> {desired_panic}, stable {stable:.1} over {} -> {desired_stable}; holding max {} until {} after the last breach ({} ago)",
-                fmt_ms(r.panic_ms),
-                fmt_num(r.target),
+                "no {name} data in the last {}: the decider keeps its scale ({})",
                 fmt_ms(r.stable_ms),
-                st.max_panic_pods,
-                fmt_ms(r.stable_ms),
-                fmt_ms(now - t),
+                st.desired.map_or("none yet".to_string(), |d| d.to_string())
             );
         } else {
-            mode = format!(
-                "stable: {stable:.1} avg {name} over {} vs target {} -> {desired_stable} (panic window {panic:.1} -> {dppc}, {panic_ratio:.2}x of ready)",
-                fmt_ms(r.stable_ms),
-                fmt_num(r.target),
-            );
+            let stable = st.stable.average(&seconds, now_s, stable_n);
+            let panic = st.panic.average(&seconds, now_s, panic_n);
+            averages = Some((stable, panic));
+            let desired = decide(cfg, &r, st, now, ready_pods, stable, panic, &mut note, &mut mode);
+            st.desired = Some(desired);
         }
 
-        // Scale-down delay: the highest recommendation over the window.
-        if r.delay_ms > 0 {
-            let size = (r.delay_ms + TICK_MS as i64 - 1) / TICK_MS as i64;
-            let index = now.div_euclid(1000).div_euclid(TICK_MS as i64 / 1000);
-            let delayed = delay_record(&mut st.delay, size, index, desired);
-            if delayed != desired {
-                note.push_str(&format!(
-                    "scale-down delay {}: staying at {delayed} instead of {desired}; ",
-                    fmt_ms(r.delay_ms)
-                ));
-                desired = delayed;
-            }
+        // The reconciler (kpa/scaler.go scale, kpa.go computeActiveCondition).
+        let bounds = Bounds {
+            min_scale: cfg.min_scale,
+            max_scale: cfg.max_scale,
+            initial_scale: cfg.initial_scale,
+            enable_scale_to_zero: cfg.enable_scale_to_zero,
+            stable_ms: r.stable_ms,
+            zero_wait_ms: r.zero_wait_ms,
+            retention_ms: cfg.scale_to_zero_pod_retention_period.map_or(0, |d| d.0),
+        };
+        let desired = st.desired.map_or(-1, i64::from);
+        let scaled = scale(&bounds, &st.condition, st.initialized, desired, now);
+        let want = if scaled.apply {
+            u32::try_from(scaled.want).unwrap_or(current)
         } else {
-            st.delay.clear();
+            current
+        };
+        if scaled.want != desired && scaled.apply {
+            note.push_str(&format!("bounds / initial scale: {desired} -> {}; ", scaled.want));
         }
-
-        // kpa/scaler.go scale(): bounds, initial scale, scale to zero.
-        let mut min = cfg.min_scale;
-        if cfg.initial_scale > 1 && !st.initialized {
-            min = min.max(cfg.initial_scale);
-        }
-        let mut want = desired.max(min);
-        if cfg.max_scale != 0 {
-            want = want.min(cfg.max_scale);
-        }
-        if want != desired {
-            note.push_str(&format!(
-                "bounds [{min}, {}] -> {want}; ",
-                if cfg.max_scale == 0 {
-                    "inf".to_string()
-                } else {
-                    cfg.max_scale.to_string()
-                }
-            ));
-        }
-
-        if want == 0 {
-            if !cfg.enable_scale_to_zero {
-                want = 1;
-                note.push_str("scale to zero disabled: keeping 1; ");
-            } else if current == 0 {
-                st.inactive_since_ms.get_or_insert(now);
-                note.push_str("idle at zero; ");
-            } else if let Some(since) = st.inactive_since_ms {
-                let idle = now - since;
-                if idle >= r.zero_wait_ms {
-                    note.push_str(&format!(
-                        "inactive for {} >= grace {}: scaling to zero; ",
-                        fmt_ms(idle),
-                        fmt_ms(r.zero_wait_ms)
-                    ));
-                } else {
-                    want = current;
-                    note.push_str(&format!(
-                        "inactive for {} of the {} grace period: keeping {current}; ",
-                        fmt_ms(idle),
-                        fmt_ms(r.zero_wait_ms)
-                    ));
-                }
+        if scaled.apply && scaled.want == 0 && current == 0 {
+            note.push_str("idle at zero; ");
+        } else if !scaled.why.is_empty() {
+            note.push_str(&scaled.why);
+            note.push_str(if scaled.apply {
+                "; "
             } else {
-                let active_for = now - st.active_since_ms.unwrap_or(now);
-                if active_for >= r.stable_ms {
-                    st.inactive_since_ms = Some(now);
-                    want = current;
-                    note.push_str(&format!(
-                        "no traffic for the stable window: inactive, scale to zero after {}; keeping {current}; ",
-                        fmt_ms(r.zero_wait_ms)
-                    ));
-                } else {
-                    want = 1;
-                    note.push_str(&format!(
-                        "active for only {} < stable window {}: keeping 1; ",
-                        fmt_ms(active_for),
-                        fmt_ms(r.stable_ms)
-                    ));
-                }
-            }
-        } else {
-            st.inactive_since_ms = None;
+                ": keeping the current scale; "
+            });
         }
-        if want == 0 {
-            st.active_since_ms = None;
-        } else if st.active_since_ms.is_none() {
-            st.active_since_ms = Some(now);
-        }
+        observe(
+            &bounds,
+            &mut st.condition,
+            &mut st.initialized,
+            scaled.want,
+            ready_pods,
+            now,
+        );
 
         let replicas = ctx.clamp(want);
         if replicas != want {
@@ -399,26 +305,130 @@ impl Policy for KnativeConcurrency {
             ));
         }
 
-        // Excess burst capacity (reported; the activator that would act on it is out of reach).
-        let ebc = if cfg.target_burst_capacity == 0.0 {
-            0.0
-        } else if cfg.target_burst_capacity > 0.0 {
-            (f64::from(ready_pods) * r.total - cfg.target_burst_capacity - panic).floor()
-        } else {
-            -1.0
-        };
-
         let reason = format!("{note}{mode} => {replicas} replicas");
-        Ok(Decision::new(replicas)
+        let mut d = Decision::new(replicas)
             .reason(reason)
             .recheck_after_ms(TICK_MS)
-            .metric(format!("stable-{name}"), stable)
-            .metric(format!("panic-{name}"), panic)
-            .metric(format!("target-{name}"), r.target)
-            .metric("desired-pods", f64::from(desired))
+            .metric("desired-pods", desired as f64)
             .metric("panic-mode", if st.panic_time_ms.is_some() { 1.0 } else { 0.0 })
-            .metric("excess-burst-capacity", ebc))
+            .metric(
+                "active",
+                match st.condition.activity {
+                    Activity::Activating => 0.5,
+                    Activity::Active => 1.0,
+                    Activity::Inactive => 0.0,
+                },
+            );
+        if let Some((stable, panic)) = averages {
+            // Excess burst capacity (reported; the activator that would act on it is out of reach).
+            let ebc = if cfg.target_burst_capacity == 0.0 {
+                0.0
+            } else if cfg.target_burst_capacity > 0.0 {
+                (f64::from(ready_pods) * r.total - cfg.target_burst_capacity - panic).floor()
+            } else {
+                -1.0
+            };
+            d = d
+                .metric(format!("stable-{name}"), stable)
+                .metric(format!("panic-{name}"), panic)
+                .metric(format!("target-{name}"), r.target)
+                .metric("excess-burst-capacity", ebc);
+        }
+        Ok(d)
     }
+}
+
+/// autoscaler.go `Scale()` on the windows' averages: the decider's pod count.
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    cfg: &Config,
+    r: &Resolved,
+    st: &mut State,
+    now: i64,
+    ready_pods: u32,
+    stable: f64,
+    panic: f64,
+    note: &mut String,
+    mode: &mut String,
+) -> u32 {
+    let name = cfg.metric.signal();
+    let ready = f64::from(ready_pods.max(1));
+    let max_scale_up = (cfg.max_scale_up_rate * ready).ceil();
+    let max_scale_down = (ready / cfg.max_scale_down_rate).floor();
+    // Go math.Ceil, no slack: Knative's own rounding.
+    let dspc = (stable / r.target).ceil();
+    let dppc = (panic / r.target).ceil();
+    let clamp_rate = |x: f64| to_u32(x.max(max_scale_down).min(max_scale_up));
+    let mut desired_stable = clamp_rate(dspc);
+    let mut desired_panic = clamp_rate(dppc);
+    if cfg.activation_scale > 1 {
+        if dspc > 0.0 && cfg.activation_scale > desired_stable {
+            desired_stable = cfg.activation_scale;
+        }
+        if dppc > 0.0 && cfg.activation_scale > desired_panic {
+            desired_panic = cfg.activation_scale;
+        }
+    }
+    let panic_ratio = dppc / ready;
+    let over = panic_ratio >= r.panic_threshold;
+    match st.panic_time_ms {
+        None if over => {
+            st.panic_time_ms = Some(now);
+            note.push_str(&format!(
+                "entering panic: {panic_ratio:.2}x of {} ready >= {:.2}x; ",
+                ready_pods.max(1),
+                r.panic_threshold
+            ));
+        }
+        Some(_) if over => st.panic_time_ms = Some(now),
+        Some(t) if t.saturating_add(r.stable_ms) < now => {
+            st.panic_time_ms = None;
+            st.max_panic_pods = 0;
+            note.push_str(&format!("left panic ({} since last breach); ", fmt_ms(now - t)));
+        }
+        _ => {}
+    }
+
+    let mut desired = desired_stable;
+    if let Some(t) = st.panic_time_ms {
+        desired = desired.max(desired_panic);
+        if desired > st.max_panic_pods {
+            st.max_panic_pods = desired;
+        }
+        desired = st.max_panic_pods;
+        *mode = format!(
+            "panic: {panic:.1} avg {name} over {} vs target {} -> {desired_panic}, stable {stable:.1} over {} -> {desired_stable}; holding max {} until {} after the last breach ({} ago)",
+            fmt_ms(r.panic_ms),
+            fmt_num(r.target),
+            fmt_ms(r.stable_ms),
+            st.max_panic_pods,
+            fmt_ms(r.stable_ms),
+            fmt_ms(now - t),
+        );
+    } else {
+        *mode = format!(
+            "stable: {stable:.1} avg {name} over {} vs target {} -> {desired_stable} (panic window {panic:.1} -> {dppc}, {panic_ratio:.2}x of ready)",
+            fmt_ms(r.stable_ms),
+            fmt_num(r.target),
+        );
+    }
+
+    // Scale-down delay: the highest recommendation over the window.
+    if r.delay_ms > 0 {
+        let size = (r.delay_ms + TICK_MS as i64 - 1) / TICK_MS as i64;
+        let index = now.div_euclid(1000).div_euclid(TICK_MS as i64 / 1000);
+        let delayed = delay_record(&mut st.delay, size, index, desired);
+        if delayed != desired {
+            note.push_str(&format!(
+                "scale-down delay {}: staying at {delayed} instead of {desired}; ",
+                fmt_ms(r.delay_ms)
+            ));
+            desired = delayed;
+        }
+    } else {
+        st.delay.clear();
+    }
+    desired
 }
 
 fn fmt_num(v: f64) -> String {

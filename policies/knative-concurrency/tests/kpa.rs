@@ -2,7 +2,7 @@
 //! concurrency, stable window 60 s, panic window 6 s, panic threshold 2.0, max scale-down
 //! rate 2, grace 30 s). Samples are one per second; `t` is seconds after the base instant.
 
-use policy_knative_concurrency::{KnativeConcurrency, State, delay_record, window_average};
+use policy_knative_concurrency::{Activity, KnativeConcurrency, Seconds, State, Window, delay_record};
 use wasmscaler_sdk::testing::{ContextBuilder, DEFAULT_NOW_MS, Harness, check_scenarios, evaluate, validate};
 use wasmscaler_sdk::{Context, Decision, PolicyError};
 
@@ -192,7 +192,8 @@ fn idle_goes_to_zero_after_stable_window_and_grace_then_wakes_on_first_request()
     // panic 3 / 6 = 0.5 -> 1; 1 / 1 < 2 -> no panic -> 1 pod.
     let d = tick(&mut h, ctx(300, 0, 0, &load));
     assert_eq!(d.replicas, 1, "{}", d.reason);
-    assert_eq!(h.state().active_since_ms, Some(BASE + 300_000));
+    // Pods asked for, none ready: activating (the active time starts once they are ready).
+    assert_eq!(h.state().condition.activity, Activity::Activating);
 }
 
 #[test]
@@ -348,6 +349,17 @@ fn delay_window_is_knatives_descending_maxima() {
     assert_eq!(delay_record(&mut w, 3, 6, 0), 0);
 }
 
+/// Knative's collector on per-second values `b`: recorded in order into a window of
+/// `n` seconds, then `IsEmpty` (None) or `WindowAverage` at `now`.
+fn window_average(b: &[(i64, f64)], now: i64, n: i64) -> Option<f64> {
+    let mut w = Window::default();
+    let seconds = Seconds(b);
+    for &(s, v) in b {
+        w.record(&seconds, s, v, n);
+    }
+    (!w.is_empty(now, n)).then(|| w.average(&seconds, now, n))
+}
+
 #[test]
 fn window_average_follows_knative_bucketing() {
     // Full window: plain mean.
@@ -357,11 +369,11 @@ fn window_average_follows_knative_bucketing() {
     let b: Vec<(i64, f64)> = (95..=100).map(|s| (s, 140.0)).collect();
     assert_eq!(window_average(&b, 100, 60), Some(140.0));
     // Gap shorter than the window inside it: zeros count. Data at 35 then 91..=100 at 700:
-    // first write 35 (gap 56 < 60), window 41..100 -> 7000 / 60 = 116.67.
+    // first write 35 (gap 56 < 60), window 41..100 -> 7000 / 60, floored to 6 decimals as
+    // Knative does.
     let mut b = vec![(35, 5.0)];
     b.extend((91..=100).map(|s| (s, 700.0)));
-    let avg = window_average(&b, 100, 60).unwrap();
-    assert!((avg - 7000.0 / 60.0).abs() < 1e-9, "{avg}");
+    assert_eq!(window_average(&b, 100, 60), Some(116.666666));
     // Gap of a full window or more restarts the average: data at 0 then 91..=100 -> 700.
     let mut b = vec![(0, 5.0)];
     b.extend((91..=100).map(|s| (s, 700.0)));
@@ -378,7 +390,8 @@ fn window_average_follows_knative_bucketing() {
 
 #[test]
 fn no_data_holds_and_missing_signal_errors() {
-    // Samples all older than the stable window: Knative makes no decision -> hold.
+    // Samples all older than the stable window: the decider has no scale (Knative makes no
+    // decision) and a new PA is activating -> the replicas stay as they are.
     let c = ContextBuilder::new()
         .now_ms(BASE)
         .replicas(4, 4)
@@ -387,8 +400,9 @@ fn no_data_holds_and_missing_signal_errors() {
     let d = evaluate::<KnativeConcurrency>(&c).unwrap();
     assert_eq!(d.replicas, 4);
     assert!(
-        d.reason
-            .contains("no concurrency data in the last 60s: holding 4"),
+        d.reason.contains(
+            "no concurrency data in the last 60s: the decider keeps its scale (none yet) => 4 replicas"
+        ),
         "{}",
         d.reason
     );

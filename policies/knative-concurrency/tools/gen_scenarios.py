@@ -82,7 +82,9 @@ write("idle-to-zero-and-activation.json",
 # 3. metric rps (target 200 x 70 % = 140), stableWindow 6s, scaleDownDelay 6s (3 ticks).
 #    140 rps until t=10, 700 for 10 < t <= 30, 140 after.
 rps = lambda s: 700.0 if 10 < s <= 30 else 140.0
-r = lambda t, rep, rd, e: tick(t, rep, rd, "rps", rps, 12, e)
+# 120 s of samples per tick: the window the policy declares (the host always hands it over;
+# the windows read the seconds leaving them back from it).
+r = lambda t, rep, rd, e: tick(t, rep, rd, "rps", rps, 120, e)
 write("rps-panic-and-scale-down-delay.json",
       "metric rps (target 140), stable window 6s, scale-down delay 6s: burst panics, the drop is released over the delay window",
       {"metric": "rps", "stableWindow": "6s", "scaleDownDelay": "6s"},
