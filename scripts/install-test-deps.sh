@@ -4,7 +4,8 @@
 #  - Debian's prometheus and redis-server (real servers for the signal tests);
 #  - kubectl (the machine's own if present, else Debian's kubernetes-client), openssl;
 #  - etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm built from
-#    their Go modules (scripts/build-control-plane.sh; cached under target/).
+#    their Go modules (scripts/build-control-plane.sh; cached under target/);
+#  - the conformance tests' upstream references (scripts/build-conformance.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -29,3 +30,7 @@ for svc in prometheus redis-server; do
 done
 
 "$here/scripts/build-control-plane.sh" >/dev/null
+
+# The upstream references of the conformance tests (knative.dev/serving, KEDA; cached
+# under target/conformance/).
+"$here/scripts/build-conformance.sh" >/dev/null
