@@ -18,7 +18,6 @@
 //! (`runningJobsIncludePending: true` if your source already counts like KEDA).
 
 use serde::{Deserialize, Deserializer, Serialize};
-use wasmscaler_sdk::math::ceil_u32;
 use wasmscaler_sdk::prelude::*;
 
 /// Default queue signal name.
@@ -81,9 +80,11 @@ pub struct ScalingStrategy {
     #[serde(default)]
     pub custom_scaling_queue_length_deduction: i32,
     /// `custom` only: fraction of running Jobs subtracted (KEDA takes a string such as
-    /// "0.5"; a number or a string is accepted). Default 1.0.
-    #[serde(default = "one", deserialize_with = "number_or_string")]
-    pub custom_scaling_running_job_percentage: f64,
+    /// "0.5"; a number or a string is accepted). As in KEDA, `custom` without it, or with
+    /// a string Go's `strconv.ParseFloat` rejects (e.g. `" 0.5"`), is the `default`
+    /// strategy.
+    #[serde(default, deserialize_with = "number_or_string")]
+    pub custom_scaling_running_job_percentage: Option<f64>,
     #[serde(default)]
     pub multiple_scalers_calculation: Calculation,
 }
@@ -92,20 +93,44 @@ fn one() -> f64 {
     1.0
 }
 
-fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+impl ScalingStrategy {
+    /// KEDA `NewScalingStrategy`: `custom` needs a readable percentage, else `default`.
+    pub fn effective(&self) -> Strategy {
+        match (self.strategy, self.custom_scaling_running_job_percentage) {
+            (Strategy::Custom, None) => Strategy::Default,
+            (s, _) => s,
+        }
+    }
+}
+
+fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum NumOrStr {
         Num(f64),
         Str(String),
     }
-    match NumOrStr::deserialize(d)? {
-        NumOrStr::Num(n) => Ok(n),
-        NumOrStr::Str(s) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| serde::de::Error::custom(format!("expected a number, got \"{s}\""))),
+    Ok(match Option::<NumOrStr>::deserialize(d)? {
+        None => None,
+        Some(NumOrStr::Num(n)) => Some(n),
+        Some(NumOrStr::Str(s)) => parse_go_float(&s),
+    })
+}
+
+/// Go `strconv.ParseFloat(s, 64)` for the decimal forms: no surrounding spaces, an
+/// optional sign, digits with an optional point, an optional exponent, or inf/infinity/
+/// nan. (Go's hexadecimal floats and digit underscores are not read: README.)
+pub fn parse_go_float(s: &str) -> Option<f64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let word = digits.to_ascii_lowercase();
+    if matches!(word.as_str(), "inf" | "infinity" | "nan") {
+        return s.parse().ok();
     }
+    let ok = !digits.is_empty()
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
+    if ok { s.parse().ok() } else { None }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,8 +146,9 @@ pub struct Config {
     #[serde(default)]
     pub min_replica_count: u32,
     /// Most Jobs at a time (KEDA default 100).
-    #[serde(default = "default_max")]
-    pub max_replica_count: u32,
+    /// Unset: KEDA's default, 100 Jobs above `minReplicaCount` (see [`Config::budget`]).
+    #[serde(default)]
+    pub max_replica_count: Option<u32>,
     #[serde(default)]
     pub scaling_strategy: ScalingStrategy,
     /// Set when the `running-jobs` source already counts pending Jobs (as KEDA's does).
@@ -130,11 +156,19 @@ pub struct Config {
     pub running_jobs_include_pending: bool,
 }
 
-fn default_max() -> u32 {
-    100
-}
+/// KEDA's `defaultScaledJobMaxReplicaCount`.
+pub const DEFAULT_MAX_REPLICA_COUNT: u32 = 100;
 
 impl Config {
+    /// KEDA `Max()`: the Jobs allowed above `minReplicaCount` — `maxReplicaCount -
+    /// minReplicaCount` when set (validation keeps min <= max), else 100.
+    pub fn budget(&self) -> u32 {
+        match self.max_replica_count {
+            Some(max) => max.saturating_sub(self.min_replica_count),
+            None => DEFAULT_MAX_REPLICA_COUNT,
+        }
+    }
+
     /// The configured queues with their targets resolved.
     pub fn resolved_queues(&self) -> Vec<(String, f64, f64)> {
         match &self.queues {
@@ -218,12 +252,28 @@ pub fn combine(
         is_active = true;
     }
     let max_value = max_value.min(f64::from(max_replica_count));
-    (
-        is_active,
-        ceil_u32(queue_length),
-        ceil_u32(max_value),
-        queue_length,
-    )
+    (is_active, go_ceil(queue_length), go_ceil(max_value), queue_length)
+}
+
+/// Go `int64(math.Ceil(x))` for the counts here (no slack: 21 / 0.7 = 30.000000000000004
+/// is 31 in KEDA), saturated into u32.
+fn go_ceil(x: f64) -> u32 {
+    let c = x.ceil();
+    if c <= 0.0 {
+        0
+    } else if c >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        c as u32
+    }
+}
+
+/// A value as KEDA's scalers hand it over: a Kubernetes milli-quantity
+/// (`resource.NewMilliQuantity(int64(v * 1000))`, `GenerateMetricInMili` /
+/// `GetMetricTargetMili`) read back with `AsApproximateFloat64` (milli-units x 10^-3).
+/// So 0.0004 items count as 0 and a target of 0.7 becomes 0.7000000000000001.
+pub fn milli(v: f64) -> f64 {
+    ((v * 1000.0) as i64) as f64 * 0.001
 }
 
 /// KEDA `GetEffectiveMaxScale` for each strategy: returns (effectiveMaxScale, scaleTo).
@@ -237,11 +287,12 @@ pub fn effective_max_scale(
     max_replica_count: i64,
     scale_to: i64,
 ) -> (i64, i64) {
-    match strategy.strategy {
+    match strategy.effective() {
         Strategy::Default => (max_scale - running, scale_to),
         Strategy::Custom => {
             // Go: int64(float64(running) * percentage) truncates toward zero.
-            let fraction = (running as f64 * strategy.custom_scaling_running_job_percentage).trunc() as i64;
+            let percentage = strategy.custom_scaling_running_job_percentage.unwrap_or(0.0);
+            let fraction = (running as f64 * percentage).trunc() as i64;
             (
                 (max_scale - i64::from(strategy.custom_scaling_queue_length_deduction) - fraction)
                     .min(max_replica_count),
@@ -249,7 +300,7 @@ pub fn effective_max_scale(
             )
         }
         Strategy::Accurate => {
-            if max_scale + running > max_replica_count {
+            if max_scale + running - pending > max_replica_count {
                 (max_replica_count - running, scale_to)
             } else {
                 (max_scale - pending, scale_to)
@@ -346,13 +397,15 @@ impl Policy for QueueJob {
                 }
             }
         }
-        if cfg.max_replica_count == 0 {
+        if cfg.max_replica_count == Some(0) {
             return Err(PolicyError::config("'maxReplicaCount' must be > 0, got 0"));
         }
-        if cfg.min_replica_count > cfg.max_replica_count {
+        if let Some(max) = cfg.max_replica_count
+            && cfg.min_replica_count > max
+        {
             return Err(PolicyError::config(format!(
-                "'minReplicaCount' ({}) must be <= 'maxReplicaCount' ({})",
-                cfg.min_replica_count, cfg.max_replica_count
+                "'minReplicaCount' ({}) must be <= 'maxReplicaCount' ({max})",
+                cfg.min_replica_count
             )));
         }
         let s = &cfg.scaling_strategy;
@@ -362,8 +415,9 @@ impl Policy for QueueJob {
                 s.custom_scaling_queue_length_deduction
             )));
         }
-        let p = s.custom_scaling_running_job_percentage;
-        if !(p.is_finite() && p >= 0.0) {
+        if let Some(p) = s.custom_scaling_running_job_percentage
+            && !(p.is_finite() && p >= 0.0)
+        {
             return Err(PolicyError::config(format!(
                 "'scalingStrategy.customScalingRunningJobPercentage' must be a number >= 0, got {p}"
             )));
@@ -373,7 +427,9 @@ impl Policy for QueueJob {
 
     fn evaluate(ctx: &Context, cfg: &Config, _: &mut ()) -> Result<Decision, PolicyError> {
         let strategy = &cfg.scaling_strategy;
-        let max_rc = cfg.max_replica_count;
+        let budget = cfg.budget();
+        // The most unfinished Jobs: the minimum plus the budget above it.
+        let max_rc = cfg.min_replica_count.saturating_add(budget);
 
         // Queues -> KEDA ScalerMetrics.
         let mut metrics = Vec::new();
@@ -385,11 +441,17 @@ impl Policy for QueueJob {
                     "signal '{name}' is {len}, expected a queue length >= 0"
                 )));
             }
-            let max_value = (len / target).min(f64::from(max_rc));
+            // CalculateQueueLengthAndMaxValue, on the milli-quantities KEDA's scalers report.
+            let (ql, tq) = (milli(len), milli(target));
+            let max_value = if tq != 0.0 {
+                (ql / tq).min(f64::from(budget))
+            } else {
+                0.0
+            };
             let is_active = len > activation;
             parts.push(format!("{name} {len}/{target}"));
             metrics.push(QueueMetrics {
-                queue_length: len,
+                queue_length: ql,
                 max_value,
                 is_active,
             });
@@ -398,7 +460,7 @@ impl Policy for QueueJob {
             &metrics,
             strategy.multiple_scalers_calculation,
             cfg.min_replica_count,
-            max_rc,
+            budget,
         );
 
         // Job counts.
@@ -431,7 +493,7 @@ impl Policy for QueueJob {
                 i64::from(max_scale),
                 active_jobs - min_rc,
                 pending,
-                i64::from(max_rc),
+                i64::from(budget),
                 i64::from(scale_to),
             )
         };
@@ -454,7 +516,7 @@ impl Policy for QueueJob {
 
         let mut reason = format!(
             "{} strategy: queue {queue_length} ({}), maxScale {max_scale}, running {active_jobs} (pending {pending}), effective max {effective} -> start {jobs} Job(s)",
-            strategy_name(strategy.strategy),
+            strategy_name(strategy.effective()),
             parts.join(", "),
         );
         if active_jobs < min_rc {

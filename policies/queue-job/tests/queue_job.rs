@@ -450,10 +450,6 @@ fn validate_names_the_key() {
             "customScalingQueueLengthDeduction",
         ),
         (
-            r#"{"scalingStrategy":{"customScalingRunningJobPercentage":"abc"}}"#,
-            "customScalingRunningJobPercentage",
-        ),
-        (
             r#"{"scalingStrategy":{"customScalingRunningJobPercentage":-0.5}}"#,
             "customScalingRunningJobPercentage",
         ),
@@ -477,6 +473,12 @@ fn validate_names_the_key() {
         assert!(err.to_string().contains(needle), "{cfg}: {err}");
     }
     validate::<QueueJob>("{}").unwrap();
+    // An unparsable percentage is no error in KEDA: `custom` falls back to `default`
+    // (tests/upstream_mismatches.rs).
+    validate::<QueueJob>(
+        r#"{"scalingStrategy":{"strategy":"custom","customScalingRunningJobPercentage":"abc"}}"#,
+    )
+    .unwrap();
     validate::<QueueJob>(
         r#"{"queues":[{"signal":"orders","targetQueueLengthPerJob":5,"activationThreshold":2}],"minReplicaCount":1,"maxReplicaCount":20,
             "scalingStrategy":{"strategy":"custom","customScalingQueueLengthDeduction":1,"customScalingRunningJobPercentage":"0.5","multipleScalersCalculation":"sum"},
