@@ -11,6 +11,7 @@
 //! they cover. A mismatch prints a reproducer: seed, config, tick, inputs, both answers.
 
 mod knative;
+mod queue_job;
 mod reference;
 mod rng;
 
@@ -89,4 +90,9 @@ fn check(policy: &str, run: impl FnOnce(u64, u64) -> (Tally, Vec<Mismatch>)) {
 #[test]
 fn knative_concurrency_matches_knative_serving() {
     check("knative-concurrency", knative::conformance);
+}
+
+#[test]
+fn queue_job_matches_keda_scaledjob() {
+    check("queue-job", queue_job::conformance);
 }
