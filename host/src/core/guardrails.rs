@@ -24,6 +24,29 @@ pub struct GuardState {
     pub consecutive_failures: u32,
 }
 
+impl GuardState {
+    /// What is worth persisting: everything but the newest recommendation's time, which
+    /// moves on every evaluation at a steady decision (writing it each time would cost an
+    /// annotation PATCH per evaluation; [`GuardState::resume`] restores its meaning).
+    pub fn without_newest_time(&self) -> GuardState {
+        let mut g = self.clone();
+        if let Some(last) = g.recommendations.last_mut() {
+            last.0 = 0;
+        }
+        g
+    }
+
+    /// State read back from where it was persisted (a restart, a new leader): the newest
+    /// recommendation was still the decision when that controller stopped, which is later
+    /// than its persisted time, so take it as current until `now_ms`. That errs towards
+    /// holding: a scale-down waits at most one stabilization window longer, never less.
+    pub fn resume(&mut self, now_ms: i64) {
+        if let Some(last) = self.recommendations.last_mut() {
+            last.0 = last.0.max(now_ms);
+        }
+    }
+}
+
 /// KEDA-style fallback (`fallback.failureThreshold`, `fallback.replicas`, `behavior`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -105,7 +128,13 @@ impl Guardrails {
                 down_rec = down_rec.max(r);
             }
         }
-        state.recommendations.push((now_ms, desired));
+        // A run of equal recommendations needs only its newest time: the window queries
+        // above ("any at > cut") and the pruning give the same answers, and at a steady
+        // decision the history stays one entry instead of growing by one per evaluation.
+        match state.recommendations.last_mut() {
+            Some(last) if last.1 == desired => last.0 = now_ms,
+            _ => state.recommendations.push((now_ms, desired)),
+        }
         let stabilized = current.clamp(up_rec.min(down_rec), down_rec.max(up_rec));
         if stabilized != desired {
             notes.push(format!("stabilized {desired} -> {stabilized}"));

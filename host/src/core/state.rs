@@ -24,6 +24,16 @@ impl WorkloadState {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The form compared to decide whether the state needs writing again (see
+    /// [`GuardState::without_newest_time`]); what is written is [`Self::to_json`].
+    pub fn persisted_form(&self) -> String {
+        let form = Self {
+            policies: self.policies.clone(),
+            guard: self.guard.without_newest_time(),
+        };
+        form.to_json()
+    }
+
     /// Parse persisted state; unreadable state starts fresh (and says why) rather than
     /// blocking the workload.
     pub fn from_json(text: &str) -> (Self, Option<String>) {
@@ -57,6 +67,21 @@ mod hex_map {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_steady_decision_keeps_the_persisted_form() {
+        let mut s = WorkloadState::default();
+        s.guard.recommendations = vec![(1_000, 5), (2_000, 3)];
+        let form = s.persisted_form();
+        s.guard.recommendations[1].0 = 9_000;
+        assert_eq!(s.persisted_form(), form, "only the newest time moved");
+        s.guard.recommendations.push((10_000, 4));
+        assert_ne!(s.persisted_form(), form);
+        // Read back later, the newest recommendation counts as current until then.
+        s.guard.resume(50_000);
+        assert_eq!(s.guard.recommendations.last(), Some(&(50_000, 4)));
+        assert_eq!(s.guard.recommendations[0], (1_000, 5));
+    }
 
     #[test]
     fn round_trips_and_survives_garbage() {

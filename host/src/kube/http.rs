@@ -1,6 +1,7 @@
 //! The controller's HTTP endpoints: `/metrics` (Prometheus/OpenMetrics text),
 //! `/healthz` (the process and its reconcile loop are alive), `/readyz` (the workload
-//! caches have synced; a standby replica is ready too, it only does not write).
+//! caches have synced and no watch is failing now; a standby replica is ready too, it
+//! only does not write).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,12 +15,13 @@ use axum::routing::get;
 use tokio::sync::watch;
 
 use super::metrics::Metrics;
+use super::watch_health::WatchHealth;
 
 #[derive(Clone)]
 pub struct Health {
     pub metrics: Arc<Metrics>,
     pub alive: Arc<AtomicBool>,
-    pub ready: Arc<AtomicBool>,
+    pub health: Arc<WatchHealth>,
 }
 
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
@@ -41,10 +43,9 @@ async fn healthz(State(h): State<Health>) -> impl IntoResponse {
 }
 
 async fn readyz(State(h): State<Health>) -> impl IntoResponse {
-    if h.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet\n")
+    match h.health.why_not_ready() {
+        None => (StatusCode::OK, "ok\n".to_string()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
 }
 

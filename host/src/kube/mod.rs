@@ -22,6 +22,7 @@ pub mod pools;
 pub mod reconcile;
 pub mod report;
 pub mod signals_api;
+pub mod watch_health;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ use self::leader::{Leadership, LeaseSettings};
 use self::metrics::Metrics;
 use self::reconcile::{Context, ScaleVia, Shared};
 use self::signals_api::{Actuator, Gatherers, NoActuator};
+use self::watch_health::WatchHealth;
 use crate::runtime::{Registry, Runtime};
 
 /// How often workloads whose objects are gone are forgotten (entry, metric series).
@@ -52,7 +54,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 fn spawn_sweeper(
     shared: Arc<Shared>,
     readers: Vec<(ApiResource, Store<DynamicObject>)>,
-    ready: Arc<AtomicBool>,
+    health: Arc<WatchHealth>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -63,7 +65,7 @@ fn spawn_sweeper(
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            if !ready.load(Ordering::Relaxed) {
+            if !health.is_ready() {
                 continue;
             }
             // Kinds of different groups may share a name: any cache holding it counts.
@@ -171,7 +173,7 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     leadership: Leadership,
-    ready: Arc<AtomicBool>,
+    health: Arc<WatchHealth>,
     _policy_watch: Option<crate::runtime::registry::WatchHandle>,
 }
 
@@ -180,9 +182,9 @@ impl Running {
         self.leadership.is_leader()
     }
 
-    /// The watch caches have synced.
+    /// The watch caches have synced and no watch is failing now (`/readyz`).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.health.is_ready()
     }
 
     /// Stop gracefully: finish in-flight reconciles, release the Lease.
@@ -328,7 +330,7 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
         kinds.push((ar, via));
     }
 
-    let ready = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(WatchHealth::default());
     let alive = Arc::new(AtomicBool::new(true));
     let mut readers = Vec::new();
     for (ar, via) in kinds {
@@ -344,8 +346,8 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
         let mut stop = stop_rx.clone();
         let metrics = metrics.clone();
         let kind = ar.kind.clone();
-        // The watch restarts with the default backoff (client-go's) when it fails.
-        let controller = Controller::new_with(api, watcher::Config::default(), ar.clone());
+        let controller = Controller::new_with(api, watcher::Config::default(), ar.clone())
+            .trigger_backoff(health.backoff());
         readers.push((ar, controller.store()));
         let controller = controller
             .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
@@ -377,11 +379,11 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
     tasks.push(spawn_sweeper(
         shared.clone(),
         readers.clone(),
-        ready.clone(),
+        health.clone(),
         stop_rx.clone(),
     ));
     {
-        let ready = ready.clone();
+        let health = health.clone();
         tasks.push(tokio::spawn(async move {
             for (_, r) in &readers {
                 // Re-poll rather than await once: kube-runtime's Store::wait_until_ready
@@ -396,7 +398,7 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
                     }
                 }
             }
-            ready.store(true, Ordering::Relaxed);
+            health.mark_synced();
             tracing::info!("caches synced");
         }));
     }
@@ -408,7 +410,7 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
             http::Health {
                 metrics: metrics.clone(),
                 alive: alive.clone(),
-                ready: ready.clone(),
+                health: health.clone(),
             },
             stop_rx.clone(),
         )
@@ -425,7 +427,7 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
         metrics,
         registry,
         leadership,
-        ready,
+        health,
         _policy_watch: policy_watch,
     })
 }

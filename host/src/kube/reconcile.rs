@@ -60,6 +60,8 @@ pub struct Shared {
     targets: Mutex<HashMap<String, ApiResource>>,
     /// [`Plan::config_key`] -> the rejection of that config, if any.
     validated: Mutex<HashMap<u64, Option<String>>>,
+    /// Failed reconciles in a row, per workload key (for [`error_policy`]'s backoff).
+    retries: Mutex<HashMap<String, u32>>,
 }
 
 impl Shared {
@@ -87,6 +89,7 @@ impl Shared {
             entries: Mutex::new(HashMap::new()),
             targets: Mutex::new(HashMap::new()),
             validated: Mutex::new(HashMap::new()),
+            retries: Mutex::new(HashMap::new()),
         }
     }
 
@@ -100,6 +103,7 @@ impl Shared {
     /// Forget one workload (deleted, re-created, or no longer annotated): its entry and
     /// its per-workload metric series.
     fn forget(&self, key: &str) {
+        lock(&self.retries).remove(key);
         let mut entries = lock(&self.entries);
         if let Some(e) = entries.remove(key) {
             self.metrics.managed_workloads.set(entries.len() as i64);
@@ -160,9 +164,11 @@ impl Shared {
         let status = e
             .and_then(|e| e.written_status.clone())
             .or_else(|| annotations.get(STATUS).and_then(|t| Status::parse(t)));
-        let state = e
-            .and_then(|e| e.written_state.clone())
-            .or_else(|| annotations.get(STATE).cloned());
+        let state = e.and_then(|e| e.written_state.clone()).or_else(|| {
+            annotations
+                .get(STATE)
+                .map(|t| WorkloadState::from_json(t).0.persisted_form())
+        });
         (status, state)
     }
 
@@ -227,7 +233,8 @@ struct Entry {
     state: WorkloadState,
     /// The last decision (Events are published on its transitions).
     decision: Option<Status>,
-    /// What we last wrote to the object (None: read its annotations).
+    /// What we last wrote to the object (None: read its annotations); the state in its
+    /// [`WorkloadState::persisted_form`].
     written_status: Option<Status>,
     written_state: Option<String>,
 }
@@ -256,21 +263,48 @@ impl Error {
     }
 }
 
-/// Requeue after an error: conflicts at once on fresh state, the rest with a pause.
+/// Requeue after an error: per object, exponential from a first retry that depends on the
+/// error (a conflict is worth retrying soon, on the fresher cache) to at most the
+/// workload's interval, with jitter so that a fleet failing together (an API server
+/// restart) does not retry in lockstep. A successful reconcile starts the object over.
 pub fn error_policy(obj: Arc<DynamicObject>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.shared.metrics.error(err.kind());
-    tracing::warn!(
-        kind = %ctx.resource.kind,
-        namespace = obj.namespace().unwrap_or_default(),
-        name = %obj.name_any(),
-        error = %err,
-        "reconcile failed"
-    );
-    match err {
-        Error::Conflict(_) => Action::requeue(Duration::from_millis(50)),
-        Error::Kube(_) | Error::Task(_) => Action::requeue(Duration::from_secs(5)),
-        Error::Target(..) => Action::requeue(Duration::from_secs(30)),
-    }
+    let s = &ctx.shared;
+    s.metrics.error(err.kind());
+    let w = Subject::of(&obj, &ctx.resource);
+    let attempt = {
+        let mut retries = lock(&s.retries);
+        let n = retries.entry(w.key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let first = match err {
+        Error::Conflict(_) => Duration::from_millis(100),
+        Error::Kube(_) | Error::Task(_) | Error::Target(..) => Duration::from_millis(500),
+    };
+    let interval = WorkloadSpec::from_annotations(&w.annotations, s.default_max_replicas)
+        .map(|spec| Duration::from_millis(spec.interval_ms))
+        .unwrap_or(Duration::from_millis(crate::core::spec::DEFAULT_INTERVAL_MS));
+    let wait = retry_after(first, interval, attempt, jitter_seed(&w.key, attempt));
+    tracing::warn!(key = %w.key, error = %err, attempt, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+/// `first` doubled per failed attempt, capped at `cap`, then a random point in its upper
+/// half ("equal jitter": never sooner than half the backoff, never later than all of it).
+fn retry_after(first: Duration, cap: Duration, attempt: u32, seed: u64) -> Duration {
+    let cap = cap.max(first);
+    let exp = first
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .min(cap);
+    let half = exp / 2;
+    let spread = u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1);
+    half + Duration::from_millis(seed % spread)
+}
+
+fn jitter_seed(key: &str, attempt: u32) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (key, attempt, SystemTime::now()).hash(&mut h);
+    h.finish()
 }
 
 fn now_ms() -> i64 {
@@ -407,6 +441,15 @@ struct Acted {
 }
 
 pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = Subject::of(&obj, &ctx.resource).key;
+    let done = reconcile_once(obj, ctx.clone()).await;
+    if done.is_ok() {
+        lock(&ctx.shared.retries).remove(&key);
+    }
+    done
+}
+
+async fn reconcile_once(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let s = &ctx.shared;
     let w = Subject::of(&obj, &ctx.resource);
     if !w.annotations.contains_key(POLICY) {
@@ -440,11 +483,11 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
         Err(Error::Target(_, m)) => return target_error(m).await,
         Err(e) => return Err(e),
     };
-    let prior = prior_state(s, &w).await;
+    let now = now_ms();
+    let prior = prior_state(s, &w, now).await;
 
     // Decide.
     let started = Instant::now();
-    let now = now_ms();
     let (outcome, mut new_state) = match decide(s, &w, &spec, &target, prior, now).await? {
         Decided::Outcome(decided) => *decided,
         // A config the policy rejects is a typo to fix, not a failing policy: it never
@@ -611,15 +654,16 @@ async fn observe(
     Ok(target)
 }
 
-/// State: our cache, else what is persisted on the workload.
-async fn prior_state(s: &Shared, w: &Subject) -> WorkloadState {
+/// State: our cache, else what is persisted on the workload (resumed at `now`).
+async fn prior_state(s: &Shared, w: &Subject, now: i64) -> WorkloadState {
     if let Some(st) = lock(&s.entries).get(&w.key).map(|e| e.state.clone()) {
         return st;
     }
     let Some(text) = w.annotations.get(STATE) else {
         return WorkloadState::default();
     };
-    let (st, warn) = WorkloadState::from_json(text);
+    let (mut st, warn) = WorkloadState::from_json(text);
+    st.guard.resume(now);
     if let Some(why) = warn {
         s.metrics.error("state");
         publish(
@@ -937,7 +981,8 @@ async fn write_scale(
 
 /// Write the state and status annotations where they changed (one merge patch): the
 /// status only when the decision changed (with a fresh `since`), the state only when its
-/// text did. A steady workload costs no writes, however its signals move.
+/// persisted form did (not when only the newest recommendation's time moved). A steady
+/// workload costs no writes, however its signals move.
 async fn persist(
     s: &Shared,
     api: &Api<DynamicObject>,
@@ -947,11 +992,11 @@ async fn persist(
 ) -> Result<(), Error> {
     let (written_status, written_state) = s.written(&w.key, &w.annotations);
     let mut patch = serde_json::Map::new();
-    let state_text = state.map(WorkloadState::to_json);
-    if let Some(text) = &state_text
-        && written_state.as_ref() != Some(text)
+    let state_form = state.map(WorkloadState::persisted_form);
+    if let (Some(st), Some(form)) = (state, &state_form)
+        && written_state.as_ref() != Some(form)
     {
-        patch.insert(STATE.to_string(), Value::String(text.clone()));
+        patch.insert(STATE.to_string(), Value::String(st.to_json()));
     }
     let mut status = status.clone();
     let status_changed = !written_status.is_some_and(|old| old.same_decision(&status));
@@ -977,7 +1022,7 @@ async fn persist(
     s.mark_written(
         &w.key,
         status_changed.then_some(status),
-        state_text.filter(|_| patch.contains_key(STATE)),
+        state_form.filter(|_| patch.contains_key(STATE)),
     );
     Ok(())
 }
@@ -993,6 +1038,24 @@ async fn publish(s: &Shared, regarding: &ObjectReference, notice: &Notice) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_with_jitter_up_to_the_interval() {
+        let first = Duration::from_millis(100);
+        let cap = Duration::from_secs(5);
+        for seed in [0, 1, 977, u64::MAX] {
+            let w = |attempt| retry_after(first, cap, attempt, seed);
+            assert!(w(1) >= Duration::from_millis(50) && w(1) <= first, "{:?}", w(1));
+            assert!(w(4) >= Duration::from_millis(400) && w(4) <= Duration::from_millis(800));
+            assert!(w(30) >= cap / 2 && w(30) <= cap, "{:?}", w(30));
+            assert!(w(u32::MAX) <= cap);
+        }
+        // The jitter spreads a fleet failing together.
+        let spread: std::collections::BTreeSet<Duration> = (0..50u64)
+            .map(|i| retry_after(first, cap, 6, jitter_seed(&format!("w-{i}"), 6)))
+            .collect();
+        assert!(spread.len() > 10, "{spread:?}");
+    }
 
     #[test]
     fn kind_refs_parse() {
