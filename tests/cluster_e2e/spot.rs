@@ -57,12 +57,20 @@ spec:
     )
 }
 
-/// (spec.replicas of web-spot, of web-on-demand).
+/// (spec.replicas of web-spot, of web-on-demand), from one LIST: a consistent snapshot
+/// (two GETs could see one variant before a write and the other after the next one).
 fn split(c: &Cluster, ns: &str) -> (u32, u32) {
-    (
-        c.replicas(ns, "deployment", "web-spot").unwrap_or(0),
-        c.replicas(ns, "deployment", "web-on-demand").unwrap_or(0),
-    )
+    let o = c.kubectl_ok(&["-n", ns, "get", "deployments", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap_or_default();
+    let replicas = |name: &str| {
+        v["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|d| d["metadata"]["name"] == name))
+            .and_then(|d| d["spec"]["replicas"].as_u64())
+            .and_then(|r| u32::try_from(r).ok())
+            .unwrap_or(0)
+    };
+    (replicas("web-spot"), replicas("web-on-demand"))
 }
 
 /// Ready pods of a variant on nodes of `pool`.
