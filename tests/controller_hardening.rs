@@ -349,3 +349,97 @@ async fn a_rejected_config_or_an_unresolvable_target_is_a_bad_annotation_not_a_f
     cp.replicas_become(&ns, "deployment", "typo", 5).await;
     ctl.shutdown().await;
 }
+
+/// `kubectl create` (not apply: apply would copy every annotation, blob included, into
+/// its last-applied-configuration annotation).
+fn create(cp: &ControlPlane, ns: &str, name: &str, yaml: &str) {
+    let path = cp.dir().join(format!("create-{ns}-{name}.yaml"));
+    std::fs::write(&path, yaml).expect("write manifest");
+    cp.kubectl_ok(&["create", "-f", &path.display().to_string()]);
+}
+
+/// (size of every annotation but status and state, status, state) of a Deployment.
+fn annotation_sizes(cp: &ControlPlane, ns: &str, name: &str) -> (usize, usize, usize) {
+    let o = cp.kubectl_ok(&["-n", ns, "get", "deployment", name, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap_or_default();
+    let mut sizes = (0, 0, 0);
+    for (k, v) in v["metadata"]["annotations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let n = k.len() + v.as_str().map_or(0, str::len);
+        match k.as_str() {
+            STATUS => sizes.1 = n,
+            STATE => sizes.2 = n,
+            _ => sizes.0 += n,
+        }
+    }
+    sizes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_over_the_annotation_limit_is_told_once_and_the_status_still_written() {
+    const LIMIT: usize = 256 * 1024;
+    const BLOB: &str = "example.com/blob";
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("budget").await;
+    // A probe with the same annotations shows how much room status and state take.
+    create(cp, &ns, "probe", &deployment(&ns, "probe", 1, 500, &[]));
+    let ctl = cp.start_controller(settings(&ns)).await;
+    cp.replicas_become(&ns, "deployment", "probe", 5).await;
+    eventually("the probe holds at 5", || async {
+        cp.status(&ns, "probe").filter(|s| s["action"] == "hold")
+    })
+    .await;
+    let (others, status, state) = annotation_sizes(cp, &ns, "probe");
+    assert!(
+        state > 40,
+        "the probe's state is too small to test with: {state} bytes"
+    );
+
+    // The same workload with a blob that leaves room for the status but not the state.
+    let room = status + state / 2;
+    let blob = "x".repeat(LIMIT - others - BLOB.len() - room);
+    create(
+        cp,
+        &ns,
+        "large",
+        &deployment(&ns, "large", 1, 500, &[(BLOB, blob.as_str())]),
+    );
+    cp.replicas_become(&ns, "deployment", "large", 5).await;
+    eventually("large's status written, holding at 5", || async {
+        cp.status(&ns, "large")
+            .filter(|s| s["action"] == "hold" && s["desired"] == 5)
+    })
+    .await;
+    let api_errors = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("wasmscaler_errors_total{kind=\"kube_api\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = api_errors(&ctl.metrics.encode());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        api_errors(&ctl.metrics.encode()),
+        before,
+        "the state write is retried and refused"
+    );
+    assert_eq!(cp.annotation(&ns, "deployment", "large", STATE), None);
+    let told: Vec<Ev> = events(cp, &ns, "large")
+        .into_iter()
+        .filter(|e| e.reason == "StateTooLarge")
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].count, None, "told again per evaluation: {told:?}");
+    assert!(told[0].note.contains("wasmscaler.io/state not saved"), "{told:?}");
+
+    // The blob goes: the state fits again and is saved.
+    cp.kubectl_ok(&["-n", &ns, "annotate", "deployment/large", &format!("{BLOB}-")]);
+    eventually("large's state saved once there is room", || async {
+        cp.annotation(&ns, "deployment", "large", STATE)
+    })
+    .await;
+    ctl.shutdown().await;
+}

@@ -11,9 +11,10 @@ use super::guardrails::GuardState;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadState {
-    /// Policy key (built-in name or file name) -> state bytes (hex, to keep the JSON valid
-    /// whatever the policy stores).
-    #[serde(default, with = "hex_map")]
+    /// Policy key (built-in name or file name) -> state bytes: persisted as the JSON
+    /// itself when they are JSON (what SDK policies store), else base64 (see
+    /// [`state_bytes`]); hex from earlier versions is still read.
+    #[serde(default, with = "state_bytes")]
     pub policies: BTreeMap<String, Vec<u8>>,
     #[serde(default)]
     pub guard: GuardState,
@@ -47,19 +48,65 @@ impl WorkloadState {
     }
 }
 
-mod hex_map {
+/// How opaque policy state is written into the JSON of the annotation, compactly: a
+/// state that is JSON text (byte for byte) is embedded as `{"json": ...}` (1x), anything
+/// else as `{"b64": "..."}` (1.33x). A plain string is the hex of earlier versions (2x).
+mod state_bytes {
     use std::collections::BTreeMap;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    /// Written form; read back by [`load`] (an untagged enum cannot hold a `RawValue`).
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Json { json: Box<RawValue> },
+        Base64 { b64: String },
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Embedded {
+        json: Option<Box<RawValue>>,
+        b64: Option<String>,
+    }
+
+    fn store(bytes: &[u8]) -> Stored {
+        let raw = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| RawValue::from_string(text.to_string()).ok())
+            .filter(|raw| raw.get().as_bytes() == bytes);
+        match raw {
+            Some(json) => Stored::Json { json },
+            None => Stored::Base64 {
+                b64: STANDARD.encode(bytes),
+            },
+        }
+    }
+
+    fn load(stored: &RawValue) -> Result<Vec<u8>, String> {
+        if let Ok(hex_text) = serde_json::from_str::<String>(stored.get()) {
+            return hex::decode(hex_text).map_err(|e| format!("hex state: {e}"));
+        }
+        let e: Embedded = serde_json::from_str(stored.get()).map_err(|e| e.to_string())?;
+        match (e.json, e.b64) {
+            (Some(json), None) => Ok(json.get().as_bytes().to_vec()),
+            (None, Some(b64)) => STANDARD.decode(b64).map_err(|e| format!("base64 state: {e}")),
+            _ => Err("a policy state is {\"json\": ...} or {\"b64\": \"...\"}".into()),
+        }
+    }
 
     pub fn serialize<S: Serializer>(m: &BTreeMap<String, Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(m.iter().map(|(k, v)| (k, hex::encode(v))))
+        s.collect_map(m.iter().map(|(k, v)| (k, store(v))))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<u8>>, D::Error> {
-        let m = BTreeMap::<String, String>::deserialize(d)?;
+        let m = BTreeMap::<String, Box<RawValue>>::deserialize(d)?;
         m.into_iter()
-            .map(|(k, v)| hex::decode(&v).map(|b| (k, b)).map_err(serde::de::Error::custom))
+            .map(|(k, v)| load(&v).map(|b| (k, b)).map_err(serde::de::Error::custom))
             .collect()
     }
 }
@@ -81,6 +128,38 @@ mod tests {
         s.guard.resume(50_000);
         assert_eq!(s.guard.recommendations.last(), Some(&(50_000, 4)));
         assert_eq!(s.guard.recommendations[0], (1_000, 5));
+    }
+
+    #[test]
+    fn json_states_are_embedded_others_base64_and_old_hex_still_reads() {
+        let mut s = WorkloadState::default();
+        let json = br#"{"window":[1.5,2.25],"at":1733150000000}"#.to_vec();
+        let spaced = b" {\"a\": 1} ".to_vec();
+        let binary = vec![0u8, 159, 146, 150, 255];
+        s.policies.insert("knative".into(), json.clone());
+        s.policies.insert("spaced".into(), spaced.clone());
+        s.policies.insert("bin".into(), binary.clone());
+        let text = s.to_json();
+        assert!(
+            text.contains(r#""knative":{"json":{"window":[1.5,2.25],"at":1733150000000}}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""bin":{"b64":"AJ+Slv8="}"#), "{text}");
+        let (back, warn) = WorkloadState::from_json(&text);
+        assert!(warn.is_none(), "{warn:?}");
+        assert_eq!(back.policies["knative"], json);
+        assert_eq!(
+            back.policies["spaced"], spaced,
+            "not JSON byte for byte: kept exactly"
+        );
+        assert_eq!(back.policies["bin"], binary);
+        // What an earlier version wrote.
+        let (old, warn) = WorkloadState::from_json(r#"{"policies":{"cron":"7b7d"}}"#);
+        assert!(warn.is_none(), "{warn:?}");
+        assert_eq!(old.policies["cron"], b"{}".to_vec());
+        // The JSON form is about half the hex one.
+        let hex_len = json.len() * 2;
+        assert!(text.len() < hex_len + 200, "{}", text.len());
     }
 
     #[test]

@@ -172,6 +172,16 @@ impl Shared {
         (status, state)
     }
 
+    /// Record whether the workload's state is over the annotation budget now; true when
+    /// that changed (so `StateTooLarge` is told once per episode, not per evaluation).
+    fn state_over_budget(&self, key: &str, over: bool) -> bool {
+        lock(&self.entries).get_mut(key).is_some_and(|e| {
+            let changed = e.state_over_budget != over;
+            e.state_over_budget = over;
+            changed
+        })
+    }
+
     fn mark_written(&self, key: &str, status: Option<Status>, state: Option<String>) {
         if let Some(e) = lock(&self.entries).get_mut(key) {
             if status.is_some() {
@@ -203,6 +213,7 @@ impl Shared {
             decision: None,
             written_status: None,
             written_state: None,
+            state_over_budget: false,
         });
         e.fingerprint = fingerprint;
         e.next_due = Instant::now() + wait;
@@ -237,6 +248,8 @@ struct Entry {
     /// [`WorkloadState::persisted_form`].
     written_status: Option<Status>,
     written_state: Option<String>,
+    /// The state did not fit in the object's annotations when last persisted.
+    state_over_budget: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1004,6 +1017,28 @@ async fn persist(
         status.since = Some(k8s_openapi::jiff::Timestamp::now().to_string());
         patch.insert(STATUS.to_string(), Value::String(status.to_json()));
     }
+    // The status (and the replicas, written already) matter more than the state: a state
+    // that would take the object past the API server's annotation limit is not written
+    // (the one on the object stays, the one in memory is used) and is told once.
+    let total = annotations_size_after(&w.annotations, &patch);
+    let over = patch.contains_key(STATE) && total > ANNOTATIONS_LIMIT;
+    if over {
+        patch.remove(STATE);
+    }
+    if s.state_over_budget(&w.key, over) && over {
+        s.metrics.error("state_too_large");
+        let note = format!(
+            "{STATE} not saved: the object's annotations would total {total} bytes, over the API server's \
+             {ANNOTATIONS_LIMIT}; the controller keeps the state in memory (a restart or a new leader \
+             starts from the last saved one). Shrink other annotations or the policy's state."
+        );
+        publish(
+            s,
+            &w.reference,
+            &Notice::warning("StateTooLarge", "Persist", note),
+        )
+        .await;
+    }
     if patch.is_empty() {
         return Ok(());
     }
@@ -1025,6 +1060,27 @@ async fn persist(
         state_form.filter(|_| patch.contains_key(STATE)),
     );
     Ok(())
+}
+
+/// The API server refuses objects whose annotations (keys and values) total more
+/// (apimachinery's `TotalAnnotationSizeLimitB`).
+const ANNOTATIONS_LIMIT: usize = 256 * 1024;
+
+/// The size of `annotations` once `patch` (string values) is merged into them.
+fn annotations_size_after(
+    annotations: &BTreeMap<String, String>,
+    patch: &serde_json::Map<String, Value>,
+) -> usize {
+    let kept: usize = annotations
+        .iter()
+        .filter(|(k, _)| !patch.contains_key(k.as_str()))
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    let patched: usize = patch
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
+    kept + patched
 }
 
 async fn publish(s: &Shared, regarding: &ObjectReference, notice: &Notice) {
