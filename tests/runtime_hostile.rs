@@ -7,7 +7,10 @@ use std::thread;
 use std::time::Duration;
 
 use wasmscaler::runtime::{EvalError, Limits, LoadError};
-use wasmscaler_tests::{healthy, hostile, hostile_wasm, mode, runtime, wrong_world_wasm};
+use wasmscaler_tests::{
+    RAW_POLICY_NAME, healthy, hostile, hostile_wasm, mode, raw_one_memory_wasm, raw_two_memories_wasm,
+    runtime, wrong_world_wasm,
+};
 
 use wasmscaler_tests::with_healthy_alongside;
 
@@ -207,4 +210,37 @@ fn guest_clocks_and_randomness_are_deterministic() {
     // And a healthy policy's decision is byte-identical too.
     let (h, hctx) = healthy();
     assert_eq!(h.evaluate(&hctx, None).unwrap(), h.evaluate(&hctx, None).unwrap());
+}
+
+#[test]
+fn the_memory_cap_is_the_sum_of_every_linear_memory_in_the_store() {
+    // Two memories of 40 MiB each: under the default 64 MiB cap one by one, over it together.
+    let wasm = raw_two_memories_wasm();
+    let err = runtime()
+        .load("two-memories.wasm", &wasm, Limits::default())
+        .unwrap_err();
+    let LoadError::Describe { source, .. } = &err else {
+        panic!("expected the instantiation for describe() to fail, got {err}");
+    };
+    assert_eq!(
+        **source,
+        EvalError::MemoryLimit {
+            requested: 80 << 20,
+            cap: 64 << 20
+        },
+        "{err}"
+    );
+    // The same component under a cap that holds both memories loads and describes itself.
+    let roomy = Limits {
+        memory_bytes: 96 << 20,
+        ..Limits::default()
+    };
+    let p = runtime().load("two-memories.wasm", &wasm, roomy).unwrap();
+    assert_eq!(p.info.name, RAW_POLICY_NAME);
+    // One memory of 40 MiB is fine under the default cap.
+    assert!(
+        runtime()
+            .load("one-memory.wasm", &raw_one_memory_wasm(), Limits::default())
+            .is_ok()
+    );
 }

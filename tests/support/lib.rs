@@ -20,6 +20,20 @@ pub fn wrong_world_wasm() -> Vec<u8> {
     std::fs::read(env!("WASM_WRONG_WORLD")).expect("wrong_world.wasm was built by build.rs")
 }
 
+/// Components built from a hand-written core module (tests/components/raw_policy.rs):
+/// two 40 MiB memories, one 40 MiB memory, a start function that loads out of bounds.
+pub fn raw_two_memories_wasm() -> Vec<u8> {
+    std::fs::read(env!("WASM_RAW_TWO_MEMORIES")).expect("built by build.rs")
+}
+pub fn raw_one_memory_wasm() -> Vec<u8> {
+    std::fs::read(env!("WASM_RAW_ONE_MEMORY")).expect("built by build.rs")
+}
+pub fn raw_faults_in_start_wasm() -> Vec<u8> {
+    std::fs::read(env!("WASM_RAW_FAULTS_IN_START")).expect("built by build.rs")
+}
+/// `describe()`'s name in the raw components.
+pub const RAW_POLICY_NAME: &str = "raw-policy";
+
 /// One runtime per test binary (one engine per process, as in production).
 pub fn runtime() -> Arc<Runtime> {
     static RT: OnceLock<Arc<Runtime>> = OnceLock::new();

@@ -36,8 +36,9 @@ pub enum EvalError {
     /// The call ran past its deadline and was interrupted.
     #[error("deadline exceeded: interrupted after {elapsed:?} (deadline {deadline:?})")]
     Deadline { deadline: Duration, elapsed: Duration },
-    /// The policy tried to grow its memory past the cap.
-    #[error("memory limit exceeded: the policy asked for {requested} bytes, the cap is {cap} bytes")]
+    /// The policy's linear memories (all of them, summed) would have grown past the cap;
+    /// `requested` is the total they would have reached.
+    #[error("memory limit exceeded: the policy asked for {requested} bytes in all, the cap is {cap} bytes")]
     MemoryLimit { requested: usize, cap: usize },
     /// The guest trapped (panic, stack overflow, unreachable, out-of-bounds access...).
     #[error("policy trapped: {0}")]

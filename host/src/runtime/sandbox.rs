@@ -21,7 +21,7 @@ use super::history::HistorySource;
 pub struct Limits {
     /// Wall-clock budget of one call (default 100 ms).
     pub deadline: Duration,
-    /// Linear-memory cap per Store (default 64 MiB).
+    /// Cap on the sum of every linear memory in a Store (default 64 MiB).
     pub memory_bytes: usize,
 }
 
@@ -103,29 +103,58 @@ impl v1::wasmscaler::policy::host::Host for HostState {
     }
 }
 
-/// Caps linear memory per Store and remembers that it did, so the trap that follows is
-/// reported as a memory-limit error rather than a generic trap.
+/// Caps the sum of all linear memories of a Store (a component may define several, one
+/// per core module) and remembers that it did, so the trap that follows is reported as a
+/// memory-limit error rather than a generic trap.
 struct MemoryCap {
     cap: usize,
+    /// Bytes of every memory of the Store, as granted so far.
+    total: usize,
+    /// The growth granted last (current, desired), undone if wasmtime then fails it.
+    pending: Option<(usize, usize)>,
+    /// The total a refused growth would have reached.
     refused: Option<usize>,
     inner: StoreLimits,
+}
+
+impl MemoryCap {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            total: 0,
+            pending: None,
+            refused: None,
+            inner: StoreLimits::default(),
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.cap {
-            self.refused = Some(desired);
+        // Called for every memory, at creation (current 0) and on each growth.
+        let total = (self.total - current.min(self.total)).saturating_add(desired);
+        if total > self.cap {
+            self.refused = Some(total);
             return Err(wasmtime::format_err!(
-                "memory limit of {} bytes exceeded (asked for {desired})",
+                "memory limit of {} bytes exceeded (the Store's memories would total {total})",
                 self.cap
             ));
         }
+        self.total = total;
+        self.pending = Some((current, desired));
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        if let Some((current, desired)) = self.pending.take() {
+            self.total = (self.total - desired.min(self.total)).saturating_add(current);
+        }
+        Ok(())
     }
     fn table_growing(
         &mut self,
@@ -184,7 +213,7 @@ impl rand_core::TryRng for FixedSeedRng {
 
 /// The linker every policy is instantiated with: WASI p2 (nothing granted) + `host`.
 pub fn linker(engine: &Engine) -> Result<Linker<HostState>, RuntimeError> {
-    let mut linker = Linker::new(engine);
+    let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
     v1::Policy::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
         .map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
@@ -215,11 +244,7 @@ pub fn new_store(
     let state = HostState {
         wasi,
         table: ResourceTable::new(),
-        limiter: MemoryCap {
-            cap: limits.memory_bytes,
-            refused: None,
-            inner: StoreLimits::default(),
-        },
+        limiter: MemoryCap::new(limits.memory_bytes),
         history,
         log_target,
         logs_left: MAX_LOG_LINES,
