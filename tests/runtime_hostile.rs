@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use wasmscaler::runtime::{EvalError, Limits, LoadError};
+use wasmscaler::runtime::engine::EngineSettings;
+use wasmscaler::runtime::{EvalError, Limits, LoadError, Runtime};
 use wasmscaler_tests::{
-    RAW_POLICY_NAME, healthy, hostile, hostile_wasm, mode, raw_one_memory_wasm, raw_two_memories_wasm,
-    runtime, wrong_world_wasm,
+    RAW_POLICY_NAME, healthy, hostile, hostile_wasm, mode, raw_faults_in_start_wasm, raw_one_memory_wasm,
+    raw_two_memories_wasm, runtime, wrong_world_wasm,
 };
 
 use wasmscaler_tests::with_healthy_alongside;
@@ -243,4 +244,50 @@ fn the_memory_cap_is_the_sum_of_every_linear_memory_in_the_store() {
             .load("one-memory.wasm", &raw_one_memory_wasm(), Limits::default())
             .is_ok()
     );
+}
+
+#[test]
+fn a_fault_while_instantiating_is_the_guests_not_a_setup_failure() {
+    let err = runtime()
+        .load(
+            "faults-in-start.wasm",
+            &raw_faults_in_start_wasm(),
+            Limits::default(),
+        )
+        .unwrap_err();
+    let LoadError::Describe { source, .. } = &err else {
+        panic!("expected describe() to fail, got {err}");
+    };
+    assert!(matches!(**source, EvalError::Trap(_)), "{err}");
+    assert!(
+        source.to_string().contains("out of bounds memory access"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_exhausted_instance_pool_is_a_setup_failure_not_the_guests_fault() {
+    let rt = Runtime::with_settings(
+        None,
+        &EngineSettings {
+            pool_instances: 2,
+            ..EngineSettings::default()
+        },
+    )
+    .unwrap();
+    let p = rt
+        .load("hostile.wasm", &hostile_wasm(), Limits::default())
+        .unwrap();
+    // Keep instances alive until the pool has no room for another.
+    let mut held = Vec::new();
+    let err = loop {
+        match p.reusable() {
+            Ok(instance) if held.len() < 8 => held.push(instance),
+            Ok(_) => panic!("a pool of 2 instances held 8"),
+            Err(e) => break e,
+        }
+    };
+    assert!(!held.is_empty());
+    assert!(matches!(err, EvalError::Setup(_)), "{err}");
+    assert!(err.to_string().contains("limit"), "{err}");
 }

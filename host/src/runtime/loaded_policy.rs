@@ -211,10 +211,12 @@ fn setup_error(
     limits: Limits,
     started: Instant,
 ) -> EvalError {
-    // A start function that traps or grows memory past the cap is the policy's fault;
-    // anything else (pool exhausted) is the host's.
+    // A start function that traps (a `wasmtime::Trap` in the error) or grows memory past
+    // the cap (`classify` sees the limiter's refusal) is the policy's fault; anything else
+    // (pool exhausted) is the host's.
+    let guest_fault = e.downcast_ref::<wasmtime::Trap>().is_some();
     match sandbox::classify(e, store, limits, started) {
-        EvalError::Trap(msg) if !msg.contains("wasm trap") => EvalError::Setup(msg),
+        EvalError::Trap(msg) if !guest_fault => EvalError::Setup(msg),
         other => other,
     }
 }
