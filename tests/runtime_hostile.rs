@@ -291,3 +291,31 @@ fn an_exhausted_instance_pool_is_a_setup_failure_not_the_guests_fault() {
     assert!(matches!(err, EvalError::Setup(_)), "{err}");
     assert!(err.to_string().contains("limit"), "{err}");
 }
+
+#[test]
+fn a_megabyte_of_stderr_is_dropped_and_the_decision_still_returned() {
+    let d = with_healthy_alongside(|| {
+        hostile(Limits::default())
+            .evaluate(&mode("stderr-flood"), None)
+            .map_err(|e| e.to_string())
+    })
+    .unwrap();
+    assert_eq!(d.reason, "printed");
+}
+
+#[test]
+fn a_reused_instance_captures_stderr_afresh_for_each_call() {
+    // The flood fills the capture; the panic of the next call must still be reported with
+    // its own message, not with the previous call's output.
+    let p = hostile(Limits::default());
+    let mut inst = p.reusable().unwrap();
+    assert_eq!(
+        inst.evaluate(&mode("stderr-flood"), None).unwrap().reason,
+        "printed"
+    );
+    let err = inst.evaluate(&mode("panic"), None).unwrap_err();
+    assert!(
+        err.to_string().contains("hostile policy panics on purpose"),
+        "{err}"
+    );
+}

@@ -5,6 +5,7 @@
 //! - [`artifact_cache`]: precompiled components on disk, keyed by digest.
 //! - [`loaded_policy`]: a checked component with its `InstancePre`; evaluate / validate.
 //! - [`sandbox`]: per-call Store, limits, deterministic WASI, error mapping, output checks.
+//! - [`stderr_capture`]: the guest's stderr, bounded and never full.
 //! - [`registry`]: names -> loaded policies; built-ins; hot reload of a policy directory.
 //! - [`history`]: what answers the `history` import.
 
@@ -18,6 +19,7 @@ pub mod loaded_policy;
 pub mod policy_ref;
 pub mod registry;
 pub mod sandbox;
+pub mod stderr_capture;
 
 use std::path::PathBuf;
 use std::sync::Arc;

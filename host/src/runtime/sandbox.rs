@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use wasmscaler_sdk::{Context, Decision, PolicyError, PolicyInfo, Sample};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::v0_1_0::{self as v1, wasmscaler::policy::types as wit};
 use super::errors::{EvalError, RuntimeError};
 use super::history::HistorySource;
+use super::stderr_capture::StderrCapture;
 
 /// Per-policy sandbox limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +40,6 @@ pub const MAX_STATE_BYTES: usize = 64 << 10;
 const MAX_LOG_LINES: u32 = 64;
 /// Most samples one `history` answer carries.
 pub const MAX_HISTORY_SAMPLES: usize = 20_000;
-/// Guest stderr kept for trap messages (a panic message lands here).
-const STDERR_CAPTURE_BYTES: usize = 4096;
 /// The fixed seed behind the guest's `wasi:random`: same inputs, same decision.
 const RANDOM_SEED: u64 = 0x5CA1_AB1E_0000_0001;
 
@@ -53,7 +51,7 @@ pub struct HostState {
     history: Option<Arc<dyn HistorySource>>,
     log_target: Arc<str>,
     logs_left: u32,
-    stderr: MemoryOutputPipe,
+    stderr: StderrCapture,
 }
 
 impl WasiView for HostState {
@@ -228,7 +226,7 @@ pub fn new_store(
     history: Option<Arc<dyn HistorySource>>,
     log_target: Arc<str>,
 ) -> Store<HostState> {
-    let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+    let stderr = StderrCapture::new();
     let now = Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
     let wasi = WasiCtxBuilder::new()
         .stderr(stderr.clone())
@@ -273,6 +271,7 @@ pub fn prepare_reuse(store: &mut Store<HostState>, limits: Limits, history: Opti
     data.history = history;
     data.logs_left = MAX_LOG_LINES;
     data.limiter.refused = None;
+    data.stderr.clear();
     arm_deadline(store, limits.deadline);
 }
 

@@ -1,7 +1,8 @@
 //! A deliberately hostile policy, written against the raw bindings (no SDK guard rails).
 //! `config` is the name of the misbehaviour: ok, loop, alloc, panic, stack (shadow stack
 //! in linear memory), deep (the wasm call stack), entropy (clock + random), huge,
-//! nan-metric, bad-placement, huge-state, log-spam, slow (busy for ~30 ms, then ok).
+//! nan-metric, bad-placement, huge-state, log-spam, slow (busy for ~30 ms, then ok),
+//! stderr-flood (1 MiB to stderr, then ok).
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
@@ -133,6 +134,13 @@ impl Guest for Hostile {
                     x = std::hint::black_box(x ^ i);
                 }
                 Ok(ok(&ctx, &format!("slow {}", x & 1)))
+            }
+            "stderr-flood" => {
+                let line = "x".repeat(1023);
+                for _ in 0..1024 {
+                    eprintln!("{line}");
+                }
+                Ok(ok(&ctx, "printed"))
             }
             other => Err(PolicyError::InvalidConfig(format!("unknown mode '{other}'"))),
         }
