@@ -8,7 +8,11 @@ mod guests;
 #[path = "components/raw_policy.rs"]
 mod raw_policy;
 
-const FIXTURES: &[(&str, &str)] = &[("hostile", "hostile"), ("wrong-world", "wrong_world")];
+const FIXTURES: &[(&str, &str)] = &[
+    ("hostile", "hostile"),
+    ("wrong-world", "wrong_world"),
+    ("sleepy-describe", "sleepy_describe"),
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

@@ -20,6 +20,10 @@ pub fn wrong_world_wasm() -> Vec<u8> {
     std::fs::read(env!("WASM_WRONG_WORLD")).expect("wrong_world.wasm was built by build.rs")
 }
 
+pub fn sleepy_describe_wasm() -> Vec<u8> {
+    std::fs::read(env!("WASM_SLEEPY_DESCRIBE")).expect("sleepy_describe.wasm was built by build.rs")
+}
+
 /// Components built from a hand-written core module (tests/components/raw_policy.rs):
 /// two 40 MiB memories, one 40 MiB memory, a start function that loads out of bounds.
 pub fn raw_two_memories_wasm() -> Vec<u8> {

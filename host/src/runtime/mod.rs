@@ -6,6 +6,7 @@
 //! - [`loaded_policy`]: a checked component with its `InstancePre`; evaluate / validate.
 //! - [`sandbox`]: per-call Store, limits, deterministic WASI, error mapping, output checks.
 //! - [`stderr_capture`]: the guest's stderr, bounded and never full.
+//! - [`virtual_clock`]: the guest's monotonic clock; sleeping returns at once.
 //! - [`registry`]: names -> loaded policies; built-ins; hot reload of a policy directory.
 //! - [`history`]: what answers the `history` import.
 
@@ -20,6 +21,7 @@ pub mod policy_ref;
 pub mod registry;
 pub mod sandbox;
 pub mod stderr_capture;
+pub mod virtual_clock;
 
 use std::path::PathBuf;
 use std::sync::Arc;

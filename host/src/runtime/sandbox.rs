@@ -1,6 +1,6 @@
 //! One evaluation in a sandbox: a fresh `Store` per call (or an opt-in reused instance),
 //! a deadline by epoch interruption, a memory cap, WASI linked with nothing granted and
-//! deterministic clocks and randomness, and the policy's output checked against the
+//! deterministic clocks (sleeping returns at once) and randomness, and the policy's output checked against the
 //! contract before anyone acts on it.
 
 use std::sync::Arc;
@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use wasmscaler_sdk::{Context, Decision, PolicyError, PolicyInfo, Sample};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, Trap};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::v0_1_0::{self as v1, wasmscaler::policy::types as wit};
 use super::errors::{EvalError, RuntimeError};
 use super::history::HistorySource;
 use super::stderr_capture::StderrCapture;
+use super::virtual_clock::{self, VirtualClock, VirtualClockView};
 
 /// Per-policy sandbox limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,9 @@ pub struct HostState {
     log_target: Arc<str>,
     logs_left: u32,
     stderr: StderrCapture,
+    /// The guest's monotonic clock: virtual, moved only by waiting on it. It survives
+    /// between the calls of a reused instance (monotonic means never backwards).
+    clock: VirtualClock,
 }
 
 impl WasiView for HostState {
@@ -164,8 +168,9 @@ impl wasmtime::ResourceLimiter for MemoryCap {
     }
 }
 
-/// Guests see the evaluation's `now` as the wall clock and a clock that never moves as the
-/// monotonic one: a policy that reads a clock still gets a reproducible answer.
+/// Guests see the evaluation's `now` as the wall clock and virtual time as the monotonic
+/// one (`virtual_clock`): a policy that reads a clock or sleeps still gets a reproducible
+/// answer, and sleeping costs no real time.
 struct FrozenWallClock(Duration);
 impl HostWallClock for FrozenWallClock {
     fn resolution(&self) -> Duration {
@@ -173,15 +178,6 @@ impl HostWallClock for FrozenWallClock {
     }
     fn now(&self) -> Duration {
         self.0
-    }
-}
-struct FrozenMonotonicClock;
-impl HostMonotonicClock for FrozenMonotonicClock {
-    fn resolution(&self) -> u64 {
-        1
-    }
-    fn now(&self) -> u64 {
-        0
     }
 }
 
@@ -209,10 +205,16 @@ impl rand_core::TryRng for FixedSeedRng {
     }
 }
 
-/// The linker every policy is instantiated with: WASI p2 (nothing granted) + `host`.
+/// The linker every policy is instantiated with: WASI p2 (nothing granted, the virtual
+/// monotonic clock in place of the real one) + `host`.
 pub fn linker(engine: &Engine) -> Result<Linker<HostState>, RuntimeError> {
     let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
+    virtual_clock::add_to_linker(&mut linker, |s| VirtualClockView {
+        clock: &s.clock,
+        table: &mut s.table,
+    })
+    .map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
     v1::Policy::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
         .map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
     Ok(linker)
@@ -227,11 +229,12 @@ pub fn new_store(
     log_target: Arc<str>,
 ) -> Store<HostState> {
     let stderr = StderrCapture::new();
+    let clock = VirtualClock::new();
     let now = Duration::from_millis(u64::try_from(now_ms).unwrap_or(0));
     let wasi = WasiCtxBuilder::new()
         .stderr(stderr.clone())
         .wall_clock(FrozenWallClock(now))
-        .monotonic_clock(FrozenMonotonicClock)
+        .monotonic_clock(clock.clone())
         .secure_random(FixedSeedRng(RANDOM_SEED))
         .insecure_random(FixedSeedRng(RANDOM_SEED ^ 1))
         .insecure_random_seed(u128::from(RANDOM_SEED))
@@ -247,6 +250,7 @@ pub fn new_store(
         log_target,
         logs_left: MAX_LOG_LINES,
         stderr,
+        clock,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);

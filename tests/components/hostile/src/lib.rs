@@ -2,7 +2,8 @@
 //! `config` is the name of the misbehaviour: ok, loop, alloc, panic, stack (shadow stack
 //! in linear memory), deep (the wasm call stack), entropy (clock + random), huge,
 //! nan-metric, bad-placement, huge-state, log-spam, slow (busy for ~30 ms, then ok),
-//! stderr-flood (1 MiB to stderr, then ok).
+//! stderr-flood (1 MiB to stderr, then ok), sleep (`thread::sleep` for 10 s, then ok),
+//! sleep-until (sleeps 10 ms at a time until the monotonic clock says 10 s have passed).
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
@@ -141,6 +142,19 @@ impl Guest for Hostile {
                     eprintln!("{line}");
                 }
                 Ok(ok(&ctx, "printed"))
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                Ok(ok(&ctx, "slept"))
+            }
+            "sleep-until" => {
+                let start = std::time::Instant::now();
+                let mut naps = 0u32;
+                while start.elapsed() < std::time::Duration::from_secs(10) {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    naps += 1;
+                }
+                Ok(ok(&ctx, &format!("slept {naps} times")))
             }
             other => Err(PolicyError::InvalidConfig(format!("unknown mode '{other}'"))),
         }
