@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wasmscaler::runtime::artifact_cache::Origin;
+use wasmscaler::runtime::engine::EngineSettings;
 use wasmscaler::runtime::registry::{ReloadKind, ResolveError};
 use wasmscaler::runtime::{Limits, PolicyRef, Registry, Runtime, builtins, digest_of};
 use wasmscaler_sdk::testing::ContextBuilder;
@@ -178,14 +179,133 @@ fn artifact_cache_serves_the_second_load() {
     let warm = second.load("hpa", hpa_wasm(), Limits::default()).unwrap();
     assert_eq!(warm.origin, Origin::Cache);
     assert_eq!(warm.evaluate(&ctx(), None).unwrap().replicas, 6);
-    // A corrupt cache entry is replaced, not trusted.
-    for e in std::fs::read_dir(cache.path()).unwrap() {
-        std::fs::write(e.unwrap().path(), b"corrupt").unwrap();
+    // A corrupt cache entry is replaced, not trusted, and the replacement serves.
+    for path in entries(cache.path()) {
+        std::fs::write(path, b"corrupt").unwrap();
     }
     let third = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
     let again = third.load("hpa", hpa_wasm(), Limits::default()).unwrap();
     assert_eq!(again.origin, Origin::Compiled);
     assert_eq!(again.evaluate(&ctx(), None).unwrap().replicas, 6);
+    let fourth = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
+    assert_eq!(
+        fourth.load("hpa", hpa_wasm(), Limits::default()).unwrap().origin,
+        Origin::Cache
+    );
+}
+
+/// The cache's `.cwasm` entries.
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_artifact_planted_at_a_pinned_policys_path_never_runs() {
+    // The cache compiles hostile; its artifact is then moved to where hpa's would be.
+    let cache = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
+    rt.load("hostile", &hostile_wasm(), Limits::default()).unwrap();
+    let [hostile_entry] = entries(cache.path()).try_into().unwrap();
+    let name = hostile_entry.file_name().unwrap().to_string_lossy().into_owned();
+    let (_, engine_part) = name.split_once('-').unwrap();
+    let hpa_entry = cache
+        .path()
+        .join(format!("{}-{engine_part}", digest_of(hpa_wasm())));
+    std::fs::rename(&hostile_entry, &hpa_entry).unwrap();
+    // hpa pinned by digest: what runs must be hpa (6 replicas), not hostile (4).
+    let reg = Registry::new(Runtime::new(Some(cache.path().to_path_buf())).unwrap(), None);
+    let pinned = PolicyRef::parse(&format!("hpa@sha256:{}", digest_of(hpa_wasm()))).unwrap();
+    let p = reg.resolve(&pinned).unwrap();
+    assert_eq!(
+        p.origin,
+        Origin::Compiled,
+        "the planted artifact was deserialized"
+    );
+    assert_eq!(p.evaluate(&ctx(), None).unwrap().replicas, 6);
+}
+
+#[test]
+fn a_link_at_an_entrys_path_is_not_followed() {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
+    rt.load("hpa", hpa_wasm(), Limits::default()).unwrap();
+    let [entry] = entries(cache.path()).try_into().unwrap();
+    let elsewhere = cache.path().join("elsewhere.bin");
+    std::fs::rename(&entry, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+    let second = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
+    let p = second.load("hpa", hpa_wasm(), Limits::default()).unwrap();
+    assert_eq!(p.origin, Origin::Compiled);
+    assert!(
+        !std::fs::symlink_metadata(&entry)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced by a fresh entry"
+    );
+}
+
+#[test]
+fn the_cache_directory_is_created_private_and_refused_when_others_can_write_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("a").join("cache");
+    let rt = Runtime::new(Some(dir.clone())).unwrap();
+    assert!(rt.cache_refused().is_none());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("artifact-key")), 0o600);
+
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let rt = Runtime::new(Some(dir.clone())).unwrap();
+    let refused = rt.cache_refused().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        refused.contains("group- or other-writable (mode 777)"),
+        "{refused}"
+    );
+    assert_eq!(rt.cache_dir(), None);
+    // Loads still work: they compile, and nothing is read from or written to the directory.
+    for _ in 0..2 {
+        let p = rt.load("hpa", hpa_wasm(), Limits::default()).unwrap();
+        assert_eq!(p.origin, Origin::Compiled);
+    }
+    assert!(entries(&dir).is_empty());
+}
+
+#[test]
+fn the_cache_is_pruned_to_its_bound_least_recently_used_first() {
+    let cache = tempfile::tempdir().unwrap();
+    let settings = |max| EngineSettings {
+        artifact_cache_max_bytes: max,
+        ..EngineSettings::default()
+    };
+    let rt = Runtime::with_settings(Some(cache.path().to_path_buf()), &settings(u64::MAX)).unwrap();
+    rt.load("hpa", hpa_wasm(), Limits::default()).unwrap();
+    let hpa_entry = entries(cache.path()).remove(0);
+    let hpa_bytes = std::fs::metadata(&hpa_entry).unwrap().len();
+    // Room for hpa and not much more: adding hostile must push the least recently used out.
+    let bounded =
+        Runtime::with_settings(Some(cache.path().to_path_buf()), &settings(hpa_bytes + 1024)).unwrap();
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        bounded.load("hpa", hpa_wasm(), Limits::default()).unwrap().origin,
+        Origin::Cache
+    );
+    thread::sleep(Duration::from_millis(20));
+    bounded
+        .load("hostile", &hostile_wasm(), Limits::default())
+        .unwrap();
+    let left = entries(cache.path());
+    let total: u64 = left.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    assert!(total <= hpa_bytes + 1024, "{left:?} hold {total} bytes");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_ne!(left[0], hpa_entry, "the older entry goes first");
 }
 
 #[test]

@@ -21,6 +21,8 @@ pub struct EngineSettings {
     /// Largest linear memory any policy may reach; per-policy caps are lower and are
     /// enforced per Store by the memory limiter.
     pub max_memory_bytes: usize,
+    /// Bound on the artifact cache directory's entries, least recently used pruned first.
+    pub artifact_cache_max_bytes: u64,
 }
 
 impl Default for EngineSettings {
@@ -28,6 +30,7 @@ impl Default for EngineSettings {
         Self {
             pool_instances: 256,
             max_memory_bytes: 512 << 20,
+            artifact_cache_max_bytes: super::artifact_cache::DEFAULT_MAX_BYTES,
         }
     }
 }

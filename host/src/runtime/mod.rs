@@ -2,7 +2,7 @@
 //! it loads components, checks them against the contract, and evaluates them under limits.
 //!
 //! - [`engine`]: the one process-wide engine and its epoch ticker.
-//! - [`artifact_cache`]: precompiled components on disk, keyed by digest.
+//! - [`artifact_cache`]: precompiled components on disk, keyed by digest, authenticated.
 //! - [`loaded_policy`]: a checked component with its `InstancePre`; evaluate / validate.
 //! - [`sandbox`]: per-call Store, limits, deterministic WASI, error mapping, output checks.
 //! - [`stderr_capture`]: the guest's stderr, bounded and never full.
@@ -52,7 +52,7 @@ impl Runtime {
     ) -> Result<Arc<Self>, RuntimeError> {
         let engine = engine::build(settings)?;
         let linker = sandbox::linker(&engine)?;
-        let cache = artifact_cache::ArtifactCache::new(&engine, cache_dir);
+        let cache = artifact_cache::ArtifactCache::new(&engine, cache_dir, settings.artifact_cache_max_bytes);
         Ok(Arc::new(Self {
             engine,
             linker,
@@ -83,8 +83,14 @@ impl Runtime {
         &self.engine
     }
 
+    /// The artifact cache directory in use (none when disabled or refused).
     pub fn cache_dir(&self) -> Option<&std::path::Path> {
         self.cache.dir()
+    }
+
+    /// Why the configured artifact cache directory is not used, if it is not.
+    pub fn cache_refused(&self) -> Option<&artifact_cache::CacheError> {
+        self.cache.refused()
     }
 }
 
