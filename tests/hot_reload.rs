@@ -309,6 +309,24 @@ fn the_cache_is_pruned_to_its_bound_least_recently_used_first() {
 }
 
 #[test]
+fn limits_file_applies_to_builtins_loaded_before_it_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("limits.yaml"),
+        "hpa: {timeoutMs: 20, memoryMiB: 16}\n",
+    )
+    .unwrap();
+    let reg = Registry::new(runtime(), Some(dir.path().to_path_buf()));
+    // The controller's order: built-ins at start-up, then the first scan.
+    assert!(reg.load_builtins().is_empty());
+    reg.scan();
+    let p = reg.resolve(&PolicyRef::parse("hpa").unwrap()).unwrap();
+    assert_eq!(p.limits.deadline, Duration::from_millis(20));
+    assert_eq!(p.limits.memory_bytes, 16 << 20);
+    assert_eq!(p.evaluate(&ctx(), None).unwrap().replicas, 6);
+}
+
+#[test]
 fn limits_file_sets_a_policys_deadline() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("slow.wasm"), hostile_wasm()).unwrap();

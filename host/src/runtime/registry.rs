@@ -232,6 +232,9 @@ impl Registry {
         let _one_at_a_time = lock(&self.scan_lock);
         let mut out = Vec::new();
         let limits_changed = self.read_limits_file(dir, &mut out);
+        if limits_changed {
+            self.relimit_builtins(&mut out);
+        }
         let on_disk = match list_wasm(dir) {
             Ok(v) => v,
             Err(e) => {
@@ -316,8 +319,27 @@ impl Registry {
         out
     }
 
+    /// Give the built-ins already loaded the limits now in force: they are loaded at
+    /// start-up, before the first scan reads `limits.yaml`.
+    fn relimit_builtins(&self, out: &mut Vec<ReloadEvent>) {
+        let mut loaded = lock(&self.builtins);
+        for (name, p) in loaded.iter_mut() {
+            let limits = self.limits_for(name);
+            if p.limits != limits {
+                *p = Arc::new(p.with_limits(limits));
+                out.push(self.record(
+                    ReloadKind::Reloaded,
+                    name,
+                    Some(&p.digest),
+                    format!("built-in, limits now {limits:?}"),
+                ));
+            }
+        }
+    }
+
     /// Per-policy limits from `<dir>/limits.yaml` (optional):
-    /// `my-policy.wasm: {timeoutMs: 500, memoryMiB: 128}`. A broken file is reported and
+    /// `my-policy.wasm: {timeoutMs: 500, memoryMiB: 128}` (built-ins by name: `cron:`). A
+    /// broken file is reported and
     /// the limits in force stay. Returns whether the limits changed.
     fn read_limits_file(&self, dir: &Path, out: &mut Vec<ReloadEvent>) -> bool {
         let path = dir.join(LIMITS_FILE);
