@@ -67,13 +67,6 @@ mod state_bytes {
         Base64 { b64: String },
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Embedded {
-        json: Option<Box<RawValue>>,
-        b64: Option<String>,
-    }
-
     fn store(bytes: &[u8]) -> Stored {
         let raw = std::str::from_utf8(bytes)
             .ok()
@@ -91,10 +84,17 @@ mod state_bytes {
         if let Ok(hex_text) = serde_json::from_str::<String>(stored.get()) {
             return hex::decode(hex_text).map_err(|e| format!("hex state: {e}"));
         }
-        let e: Embedded = serde_json::from_str(stored.get()).map_err(|e| e.to_string())?;
-        match (e.json, e.b64) {
-            (Some(json), None) => Ok(json.get().as_bytes().to_vec()),
-            (None, Some(b64)) => STANDARD.decode(b64).map_err(|e| format!("base64 state: {e}")),
+        // A map of raw values, not Option fields: a state that is JSON `null` is
+        // `{"json": null}`, which an Option would read as absent.
+        let mut m: BTreeMap<String, Box<RawValue>> =
+            serde_json::from_str(stored.get()).map_err(|e| e.to_string())?;
+        match (m.remove("json"), m.remove("b64"), m.is_empty()) {
+            (Some(json), None, true) => Ok(json.get().as_bytes().to_vec()),
+            (None, Some(b64), true) => {
+                let b64: String =
+                    serde_json::from_str(b64.get()).map_err(|e| format!("base64 state: {e}"))?;
+                STANDARD.decode(b64).map_err(|e| format!("base64 state: {e}"))
+            }
             _ => Err("a policy state is {\"json\": ...} or {\"b64\": \"...\"}".into()),
         }
     }
@@ -139,6 +139,8 @@ mod tests {
         s.policies.insert("knative".into(), json.clone());
         s.policies.insert("spaced".into(), spaced.clone());
         s.policies.insert("bin".into(), binary.clone());
+        // What the hpa policy stores.
+        s.policies.insert("null".into(), b"null".to_vec());
         let text = s.to_json();
         assert!(
             text.contains(r#""knative":{"json":{"window":[1.5,2.25],"at":1733150000000}}"#),
@@ -153,6 +155,7 @@ mod tests {
             "not JSON byte for byte: kept exactly"
         );
         assert_eq!(back.policies["bin"], binary);
+        assert_eq!(back.policies["null"], b"null".to_vec());
         // What an earlier version wrote.
         let (old, warn) = WorkloadState::from_json(r#"{"policies":{"cron":"7b7d"}}"#);
         assert!(warn.is_none(), "{warn:?}");
