@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use controlplane::fixtures::hpa_deployment as deployment;
-use controlplane::{ControlPlane, eventually, settings};
+use controlplane::{ControlPlane, error_count, eventually, settings};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
@@ -413,12 +413,7 @@ async fn a_state_over_the_annotation_limit_is_told_once_and_the_status_still_wri
             .filter(|s| s["action"] == "hold" && s["desired"] == 5)
     })
     .await;
-    let api_errors = |m: &str| {
-        m.lines()
-            .find_map(|l| l.strip_prefix("wasmscaler_errors_total{kind=\"kube_api\"} "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let api_errors = |m: &str| error_count(m, "kube_api");
     let before = api_errors(&ctl.metrics.encode());
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(

@@ -10,7 +10,7 @@ mod controlplane;
 
 use std::collections::BTreeMap;
 
-use controlplane::{ControlPlane, eventually, settings};
+use controlplane::{ControlPlane, error_count, eventually, settings};
 use wasmscaler::kube::signals_api::{SignalGatherer, TargetRef};
 use wasmscaler::signals::kube_objects::KubeObjectsGatherer;
 use wasmscaler_sdk::SignalRequest;
@@ -121,16 +121,6 @@ async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
         "{retried} actuation attempts in 3 s at a 1 s interval"
     );
     ctl.shutdown().await;
-}
-
-/// `wasmscaler_errors_total{kind="..."}` in a /metrics text (0 when absent).
-fn error_count(metrics: &str, kind: &str) -> u64 {
-    let prefix = format!("wasmscaler_errors_total{{kind=\"{kind}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use wasmscaler::runtime::{LoadedPolicy, PrefetchedHistory, builtins};
+use wasmscaler::runtime::{LoadedPolicy, PrefetchedHistory};
 use wasmscaler_sdk::{Context, Sample, Signal, Workload};
 
 use crate::reference::Reference;
@@ -361,22 +361,12 @@ fn inputs(seq: &Sequence, offset: i64, ready: u32, now_s: i64) -> Value {
 }
 
 pub fn conformance(sequences: u64, seed: u64) -> (Tally, Vec<Mismatch>) {
-    let policy = wasmscaler_tests::runtime()
-        .load(
-            "knative-concurrency",
-            builtins::bytes("knative-concurrency").expect("knative-concurrency built-in"),
-            builtins::default_limits("knative-concurrency"),
-        )
-        .expect("knative-concurrency loads");
-    let mut reference = Reference::start("knative-reference");
-    let mut tally = Tally::default();
-    let mut mismatches = Vec::new();
-    for i in 0..sequences {
-        let mut seq = sequence(seed.wrapping_add(i));
-        tally.sequences += 1;
-        if let Some(m) = run(&mut seq, &policy, &mut reference, &mut tally) {
-            mismatches.push(m);
-        }
-    }
-    (tally, mismatches)
+    crate::drive(
+        "knative-concurrency",
+        "knative-reference",
+        sequences,
+        seed,
+        sequence,
+        run,
+    )
 }

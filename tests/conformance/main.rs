@@ -18,6 +18,9 @@ mod rng;
 use std::time::Instant;
 
 use serde_json::Value;
+use wasmscaler::runtime::{LoadedPolicy, builtins};
+
+use crate::reference::Reference;
 
 #[derive(Default, Debug)]
 pub struct Tally {
@@ -53,6 +56,37 @@ fn env_u64(name: &str, default: u64) -> u64 {
             .unwrap_or_else(|e| panic!("{name}={v:?} is not a whole number: {e}")),
         Err(_) => default,
     }
+}
+
+/// The driver both policies share: load the built-in `policy`, start the Go program
+/// `reference`, and run `sequences` seeded sequences (`sequence(seed)`) through both,
+/// tick by tick (`run`), keeping the first mismatch of each.
+pub fn drive<S>(
+    policy: &str,
+    reference: &str,
+    sequences: u64,
+    seed: u64,
+    sequence: impl Fn(u64) -> S,
+    run: impl Fn(&mut S, &LoadedPolicy, &mut Reference, &mut Tally) -> Option<Mismatch>,
+) -> (Tally, Vec<Mismatch>) {
+    let loaded = wasmscaler_tests::runtime()
+        .load(
+            policy,
+            builtins::bytes(policy).unwrap_or_else(|| panic!("{policy} built-in")),
+            builtins::default_limits(policy),
+        )
+        .unwrap_or_else(|e| panic!("{policy} loads: {e}"));
+    let mut reference = Reference::start(reference);
+    let mut tally = Tally::default();
+    let mut mismatches = Vec::new();
+    for i in 0..sequences {
+        let mut seq = sequence(seed.wrapping_add(i));
+        tally.sequences += 1;
+        if let Some(m) = run(&mut seq, &loaded, &mut reference, &mut tally) {
+            mismatches.push(m);
+        }
+    }
+    (tally, mismatches)
 }
 
 pub fn deviations_enabled() -> bool {

@@ -2,7 +2,7 @@
 //! sequences of polls, the Jobs to create compared at every poll.
 
 use serde_json::{Value, json};
-use wasmscaler::runtime::{LoadedPolicy, builtins};
+use wasmscaler::runtime::LoadedPolicy;
 use wasmscaler_sdk::{Context, Sample, Signal, Workload};
 
 use crate::reference::Reference;
@@ -231,22 +231,5 @@ fn run(
 }
 
 pub fn conformance(sequences: u64, seed: u64) -> (Tally, Vec<Mismatch>) {
-    let policy = wasmscaler_tests::runtime()
-        .load(
-            "queue-job",
-            builtins::bytes("queue-job").expect("queue-job built-in"),
-            builtins::default_limits("queue-job"),
-        )
-        .expect("queue-job loads");
-    let mut reference = Reference::start("keda-reference");
-    let mut tally = Tally::default();
-    let mut mismatches = Vec::new();
-    for i in 0..sequences {
-        let mut seq = sequence(seed.wrapping_add(i));
-        tally.sequences += 1;
-        if let Some(m) = run(&mut seq, &policy, &mut reference, &mut tally) {
-            mismatches.push(m);
-        }
-    }
-    (tally, mismatches)
+    crate::drive("queue-job", "keda-reference", sequences, seed, sequence, run)
 }

@@ -478,6 +478,16 @@ where
     }
 }
 
+/// `wasmscaler_errors_total{kind="..."}` in a /metrics text (0 when absent).
+pub fn error_count(metrics: &str, kind: &str) -> u64 {
+    let prefix = format!("wasmscaler_errors_total{{kind=\"{kind}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// [`eventually_within`] with a 30 s limit.
 pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
