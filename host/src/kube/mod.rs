@@ -8,6 +8,8 @@
 //! - [`report`]: the status annotation and the Events, derived from decisions (written
 //!   on change, never once per evaluation); [`events`] publishes them.
 //! - [`leader`]: leader election on a Lease (only the leader writes).
+//! - [`watch_health`]: the watches' retry policy and whether they work now (`/readyz`).
+//! - [`pools`], [`jobs`]: spot/on-demand pool variants and Jobs, the special actuators.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! Use from a program or a test: [`start`] returns a [`Running`] controller.
