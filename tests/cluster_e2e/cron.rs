@@ -6,8 +6,13 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::runtime::watcher;
+
 use crate::cluster::{Cluster, GENERAL_POOL};
 use crate::controlplane::eventually_within;
+use crate::controlplane::recorder::Recorder;
 use crate::start_controller;
 
 const LOAD: &str = "test.wasmscaler.io/load";
@@ -50,23 +55,33 @@ spec:
     )
 }
 
-/// Seconds past the last 10 s boundary, now.
-fn phase_s() -> f64 {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+/// Seconds past the last 10 s boundary at `t`.
+fn phase_s(t: SystemTime) -> f64 {
+    let ms = t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     (ms % 10_000) as f64 / 1000.0
 }
 
-/// Wait for spec.replicas == `want`; the phase within the 10 s period when it happened.
-async fn reached(c: &Cluster, ns: &str, want: u32) -> f64 {
-    eventually_within(
-        &format!("shop at {want} replicas"),
-        Duration::from_secs(25),
-        || async { (c.replicas(ns, "deployment", "shop") == Some(want)).then(phase_s) },
+/// Records every spec.replicas of the Deployment `shop`, from a watch (a kubectl poll on a
+/// loaded machine sees a change seconds late, which reads as "not at a boundary").
+async fn record(c: &Cluster, ns: &str) -> Recorder<u32> {
+    let api: Api<Deployment> = Api::namespaced(c.admin_client().await, ns);
+    Recorder::start(
+        api,
+        watcher::Config::default().fields("metadata.name=shop"),
+        |objects| {
+            objects
+                .get("shop")
+                .and_then(|d| d.spec.as_ref()?.replicas)
+                .and_then(|r| u32::try_from(r).ok())
+                .unwrap_or(0)
+        },
     )
     .await
+}
+
+/// Wait for spec.replicas == `want`; the phase within the 10 s period when it changed.
+async fn reached(states: &Recorder<u32>, want: u32) -> f64 {
+    phase_s(states.reached(Duration::from_secs(25), |&r| r == want).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,6 +89,7 @@ async fn a_cron_floor_under_hpa_follows_the_schedule_and_the_load_wins_above_it(
     let c = Cluster::shared();
     let ns = c.namespace("cron").await;
     c.apply(&shop(&ns));
+    let states = record(c, &ns).await;
     // The interval is 30 s: every change below 10 s apart comes from the policy's recheck
     // at the schedule's boundary, not from polling.
     let ctl = start_controller(c, &ns, None, &[]).await;
@@ -84,10 +100,10 @@ async fn a_cron_floor_under_hpa_follows_the_schedule_and_the_load_wins_above_it(
     } else {
         4
     };
-    reached(c, &ns, first).await;
+    reached(&states, first).await;
     let started = Instant::now();
     for want in [if first == 4 { 2 } else { 4 }, first] {
-        let at = reached(c, &ns, want).await;
+        let at = reached(&states, want).await;
         assert!(
             !(1.5..=8.5).contains(&at),
             "the change to {want} came {at:.1} s into the period, not at a boundary"

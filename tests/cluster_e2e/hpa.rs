@@ -6,6 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+
 use crate::cluster::{Cluster, GENERAL_POOL};
 use crate::controlplane::eventually_within;
 use crate::servers::{Exporter, PrometheusServer};
@@ -95,10 +99,32 @@ async fn a_service_scales_on_prometheus_load_waits_for_ready_pods_and_holds_scal
             .then_some(())
     })
     .await;
-    assert!(
-        scaled_at.elapsed() >= Duration::from_secs(READY_DELAY_S - 1),
-        "Ready no sooner than the start-up delay"
-    );
+    // From the API server's own timestamps (whole seconds), not from when this test
+    // happened to look: each pod became Ready no sooner than its start-up delay.
+    let api: Api<Pod> = Api::namespaced(c.admin_client().await, &ns);
+    let listed = api
+        .list(&ListParams::default().labels("app=shop"))
+        .await
+        .expect("list the shop pods");
+    for p in &listed.items {
+        let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0);
+        let (Some(created), Some(ready)) = (created, ready) else {
+            panic!("pod without creation or Ready time: {:?}", p.metadata.name);
+        };
+        let startup = ready.duration_since(created).as_secs();
+        assert!(
+            startup >= i64::try_from(READY_DELAY_S).unwrap_or(i64::MAX) - 1,
+            "{:?} Ready {startup} s after it was created, before its {READY_DELAY_S} s start-up",
+            p.metadata.name
+        );
+    }
 
     // Settled: readyReplicas rising re-evaluates (it is part of the input fingerprint) but
     // the decision stays at 5, and there was exactly one scale-up.

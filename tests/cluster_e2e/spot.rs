@@ -11,10 +11,15 @@
 //! The on-demand floor (3) holds throughout, and every replica the policy asks for ends up a
 //! Ready pod on a node of the right capacity type.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::runtime::watcher;
 
 use crate::cluster::{CAPACITY_LABEL, Cluster, NodePool};
 use crate::controlplane::eventually_within;
+use crate::controlplane::recorder::Recorder;
 use crate::start_controller;
 
 fn variant(ns: &str, name: &str, pool: &NodePool, replicas: u32) -> String {
@@ -73,6 +78,23 @@ fn split(c: &Cluster, ns: &str) -> (u32, u32) {
     (replicas("web-spot"), replicas("web-on-demand"))
 }
 
+/// Records every (web-spot, web-on-demand) spec.replicas pair, from one watch over the
+/// namespace's Deployments (its events are ordered, so each write shows on its own).
+async fn record_split(c: &Cluster, ns: &str) -> Recorder<(u32, u32)> {
+    let api: Api<Deployment> = Api::namespaced(c.admin_client().await, ns);
+    Recorder::start(api, watcher::Config::default(), |objects| {
+        let replicas = |name: &str| {
+            objects
+                .get(name)
+                .and_then(|d| d.spec.as_ref()?.replicas)
+                .and_then(|r| u32::try_from(r).ok())
+                .unwrap_or(0)
+        };
+        (replicas("web-spot"), replicas("web-on-demand"))
+    })
+    .await
+}
+
 /// Ready pods of a variant on nodes of `pool`.
 fn serving_on(c: &Cluster, ns: &str, app: &str, pool: &str) -> usize {
     c.pods(ns, &format!("app={app}"))
@@ -94,6 +116,7 @@ async fn spot_full_interrupted_and_back_moves_replicas_between_real_pools() {
     c.apply(&variant(&ns, "web-spot", &spot, 0));
     c.apply(&variant(&ns, "web-on-demand", &od, 0));
     c.apply(&holder(&ns));
+    let states = record_split(c, &ns).await;
     let ctl = start_controller(c, &ns, None, &[]).await;
 
     // 1. 10 wanted: 7 spot, 3 on-demand; the spot pool fits 4, 3 stay Pending.
@@ -165,6 +188,7 @@ async fn spot_full_interrupted_and_back_moves_replicas_between_real_pools() {
         .cpu("2")
         .tainted();
     c.node_pool(&spot2);
+    states.restart_from_now();
     c.kubectl_ok(&[
         "-n",
         &ns,
@@ -178,23 +202,10 @@ async fn spot_full_interrupted_and_back_moves_replicas_between_real_pools() {
             spot2.name
         ),
     ]);
-    let mut seen = vec![split(c, &ns)];
-    let start = Instant::now();
-    while split(c, &ns) != (7, 3) {
-        let s = split(c, &ns);
-        if seen.last() != Some(&s) {
-            seen.push(s);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "not back to 7/3 after 60 s: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    seen.push((7, 3));
+    let seen = states.until(Duration::from_secs(60), |&s| s == (7, 3)).await;
     // The two variants are written one after the other; the growing one goes first, so
-    // a state read between the two writes holds up to 2 extra replicas, never fewer than
-    // the 10 the policy wants. The steps and the floor hold in every state.
+    // the state between the two writes holds up to 2 extra replicas, never fewer than the
+    // 10 the policy wants. The steps and the floor hold in every state the API server had.
     for w in seen.windows(2) {
         let ((s0, _), (s1, o1)) = (w[0], w[1]);
         assert!(

@@ -5,10 +5,15 @@
 //! Load and lag are annotations the test sets with `kubectl annotate` (`{annotation: KEY}`
 //! sources), the readiness is the real StatefulSet status.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::Api;
+use kube::runtime::watcher;
 
 use crate::cluster::{Cluster, GENERAL_POOL};
 use crate::controlplane::eventually_within;
+use crate::controlplane::recorder::Recorder;
 use crate::start_controller;
 
 const CONNS: &str = "test.wasmscaler.io/connections";
@@ -57,29 +62,23 @@ spec:
     )
 }
 
-/// Poll (spec.replicas, status.readyReplicas) until `until` holds; the distinct states seen.
-async fn watch_until(
-    c: &Cluster,
-    ns: &str,
-    limit: Duration,
-    until: impl Fn(u32, u32) -> bool,
-) -> Vec<(u32, u32)> {
-    let start = Instant::now();
-    let mut seen: Vec<(u32, u32)> = Vec::new();
-    loop {
-        let s = (
-            c.replicas(ns, "statefulset", "pg").unwrap_or(0),
-            c.status_count(ns, "statefulset", "pg", "readyReplicas"),
-        );
-        if seen.last() != Some(&s) {
-            seen.push(s);
-        }
-        if until(s.0, s.1) {
-            return seen;
-        }
-        assert!(start.elapsed() < limit, "not reached after {limit:?}: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Records every (spec.replicas, status.readyReplicas) of the StatefulSet `pg`, from a watch.
+async fn record(c: &Cluster, ns: &str) -> Recorder<(u32, u32)> {
+    let api: Api<StatefulSet> = Api::namespaced(c.admin_client().await, ns);
+    Recorder::start(
+        api,
+        watcher::Config::default().fields("metadata.name=pg"),
+        |objects| {
+            objects.get("pg").map_or((0, 0), |s| {
+                let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+                (
+                    count(s.spec.as_ref().and_then(|s| s.replicas)),
+                    count(s.status.as_ref().and_then(|s| s.ready_replicas)),
+                )
+            })
+        },
+    )
+    .await
 }
 
 /// Each increase of spec.replicas seen is by one.
@@ -129,10 +128,11 @@ async fn a_statefulset_grows_one_ready_replica_at_a_time_and_never_shrinks_while
     let c = Cluster::shared();
     let ns = c.namespace("stateful").await;
     c.apply(&statefulset(&ns));
+    let states = record(c, &ns).await;
     let ctl = start_controller(c, &ns, None, &[]).await;
 
     // 200 connections at 50 per replica -> 4, reached one Ready replica at a time.
-    let seen = watch_until(c, &ns, Duration::from_secs(45), |r, ready| r == 4 && ready == 4).await;
+    let seen = states.until(Duration::from_secs(45), |&s| s == (4, 4)).await;
     assert_one_at_a_time(&seen);
     assert_each_pod_after_previous_ready(c, &ns, 1..4);
 
@@ -154,8 +154,9 @@ async fn a_statefulset_grows_one_ready_replica_at_a_time_and_never_shrinks_while
         "no scale-up while lagging"
     );
     // Lag recovers: on to 6, still one Ready replica at a time.
+    states.restart_from_now();
     c.annotate(&ns, "statefulset/pg", &format!("{LAG}=1"));
-    let seen = watch_until(c, &ns, Duration::from_secs(30), |r, ready| r == 6 && ready == 6).await;
+    let seen = states.until(Duration::from_secs(30), |&s| s == (6, 6)).await;
     assert_one_at_a_time(&seen);
     assert_each_pod_after_previous_ready(c, &ns, 4..6);
 
@@ -169,8 +170,9 @@ async fn a_statefulset_grows_one_ready_replica_at_a_time_and_never_shrinks_while
         "never shrinks while lagging"
     );
     // Lag gone: it shrinks one replica at a time, and the StatefulSet removes the pods.
+    states.restart_from_now();
     c.annotate(&ns, "statefulset/pg", &format!("{LAG}=0"));
-    let seen = watch_until(c, &ns, Duration::from_secs(30), |r, _| r <= 4).await;
+    let seen = states.until(Duration::from_secs(30), |&(r, _)| r <= 4).await;
     for w in seen.windows(2) {
         assert!(w[1].0 + 1 >= w[0].0, "one replica at a time down: {seen:?}");
     }

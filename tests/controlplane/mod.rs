@@ -38,6 +38,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod fixtures;
+pub mod recorder;
 
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
