@@ -3,10 +3,11 @@
 # module proxy, at the versions pinned in each tool's go.mod / go.sum, into
 # $WASMSCALER_CONFORMANCE_BIN (default: target/conformance/bin):
 #  - knative-reference: tools/conformance/knative (knative.dev/serving);
-#  - keda-reference:    tools/conformance/keda (github.com/kedacore/keda/v2).
+#  - keda-reference:    tools/conformance/keda (github.com/kedacore/keda/v2);
+#  - cron-reference:    tools/conformance/cron (github.com/ringtail/go-cron).
 # The Go build and module caches live under target/conformance/ (CI caches target/).
 # Idempotent: a binary whose stamp (a hash of its tool's sources and go.sum) matches is
-# kept. Usage: build-conformance.sh [knative|keda ...] (default: all).
+# kept. Usage: build-conformance.sh [knative|keda|cron ...] (default: all).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${WASMSCALER_CONFORMANCE_BIN:-$here/target/conformance/bin}
@@ -27,11 +28,11 @@ build() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(knative keda)
+[ ${#want[@]} -gt 0 ] || want=(knative keda cron)
 for t in "${want[@]}"; do
   case $t in
-    knative | keda) [ -d "$here/tools/conformance/$t" ] && build "$t" ;;
-    *) echo "build-conformance.sh: unknown reference '$t' (knative, keda)" >&2; exit 2 ;;
+    knative | keda | cron) [ -d "$here/tools/conformance/$t" ] && build "$t" ;;
+    *) echo "build-conformance.sh: unknown reference '$t' (knative, keda, cron)" >&2; exit 2 ;;
   esac
 done
 echo "conformance references in $bin"
