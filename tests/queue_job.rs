@@ -118,10 +118,11 @@ async fn redis_items_become_jobs_from_the_cronjob_template() {
 
     let mut s = settings(&ns);
     s.extra_kinds = vec!["batch/v1/CronJob".into()];
-    let ext = wasmscaler::signals::extensions(controller.clone(), None).expect("extensions");
-    let ctl = wasmscaler::kube::start(controller.clone(), s, ext)
-        .await
-        .expect("controller starts");
+    let ctl = wasmscaler::kube::start(controller.clone(), s, |c| {
+        wasmscaler::signals::extensions(c, None)
+    })
+    .await
+    .expect("controller starts");
 
     // An empty queue starts nothing.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;

@@ -44,8 +44,8 @@ spec:
     ));
     // The Prometheus URL is the controller's default (--prometheus-url).
     let client = cp.controller_client().await;
-    let ext = wasmscaler::signals::extensions(client.clone(), Some(prom.url.clone())).expect("extensions");
-    let ctl = wasmscaler::kube::start(client, settings(&ns), ext)
+    let url = Some(prom.url.clone());
+    let ctl = wasmscaler::kube::start(client, settings(&ns), |c| wasmscaler::signals::extensions(c, url))
         .await
         .expect("controller starts");
 

@@ -58,10 +58,11 @@ async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
     cp.apply(&deployment(&ns, "web", 0, None, WEB));
     // The controller runs as the service account bound by deploy/rbac.yaml.
     let controller = cp.controller_client().await;
-    let ext = wasmscaler::signals::extensions(controller.clone(), None).expect("extensions");
-    let ctl = wasmscaler::kube::start(controller.clone(), settings(&ns), ext)
-        .await
-        .expect("controller starts");
+    let ctl = wasmscaler::kube::start(controller.clone(), settings(&ns), |c| {
+        wasmscaler::signals::extensions(c, None)
+    })
+    .await
+    .expect("controller starts");
 
     // load 1000 at 100 per replica = 10: 30 % on-demand floor = 3, spot 7.
     eventually("web-spot 7, web-on-demand 3", || async {

@@ -34,10 +34,9 @@ pub async fn start_controller(
     extra_kinds: &[&str],
 ) -> wasmscaler::kube::Running {
     let client = c.controller_client().await;
-    let ext = wasmscaler::signals::extensions(client.clone(), prometheus).expect("signal sources");
     let mut s = controlplane::settings(ns);
     s.extra_kinds = extra_kinds.iter().map(|k| k.to_string()).collect();
-    wasmscaler::kube::start(client, s, ext)
+    wasmscaler::kube::start(client, s, |c| wasmscaler::signals::extensions(c, prometheus))
         .await
         .expect("controller starts")
 }

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod recorder;
 
@@ -269,13 +270,16 @@ impl ControlPlane {
     }
 
     fn kubeconfig_text(&self, user: &str, token: &str) -> String {
+        self.kubeconfig_text_at(self.port, user, token)
+    }
+
+    fn kubeconfig_text_at(&self, port: u16, user: &str, token: &str) -> String {
         let crt = self.dir().join("certs/apiserver.crt");
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority: {crt}\n\
              users:\n- name: {user}\n  user:\n    token: {token}\n\
              contexts:\n- name: test\n  context:\n    cluster: test\n    user: {user}\n    namespace: default\n\
              current-context: test\n",
-            port = self.port,
             crt = crt.display(),
         )
     }
@@ -315,6 +319,18 @@ impl ControlPlane {
 
     pub async fn controller_client(&self) -> Client {
         Self::client_from(&self.controller_kubeconfig()).await
+    }
+
+    /// The controller's client, connecting to the API server through 127.0.0.1:`port`
+    /// (a [`fault_proxy::FaultProxy`]).
+    pub async fn controller_client_via(&self, port: u16) -> Client {
+        let path = self.dir().join(format!("controller-via-{port}.kubeconfig"));
+        std::fs::write(
+            &path,
+            self.kubeconfig_text_at(port, "wasmscaler", CONTROLLER_TOKEN),
+        )
+        .expect("write the kubeconfig");
+        Self::client_from(&path).await
     }
 
     /// Run kubectl as the admin, exactly as a user would.
@@ -425,9 +441,11 @@ impl ControlPlane {
     /// Start the controller in-process as the RBAC-restricted service account.
     pub async fn start_controller(&self, settings: wasmscaler::kube::Settings) -> wasmscaler::kube::Running {
         let client = self.controller_client().await;
-        wasmscaler::kube::start(client, settings, Default::default())
-            .await
-            .expect("controller starts")
+        wasmscaler::kube::start(client, settings, |_| {
+            Ok::<_, std::convert::Infallible>(Default::default())
+        })
+        .await
+        .expect("controller starts")
     }
 }
 

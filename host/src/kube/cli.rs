@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{Extensions, Settings};
+use super::Settings;
 use crate::cli::Failure;
 
 #[derive(Debug, Args)]
@@ -111,14 +111,16 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
         concurrency: args.concurrency,
     };
     tracing::info!(?settings, "starting controller");
-    // Signal sources (prometheus, redis, kubernetes) and the Job / pool actuator.
-    let ext: Extensions = crate::signals::extensions(client.clone(), args.prometheus_url.clone())
-        .context("cannot set up the signal sources")
-        .map_err(Failure::Runtime)?;
-    let running = super::start(client, settings, ext).await.map_err(|e| match e {
-        super::StartError::Kind(..) | super::StartError::PolicyWatch(..) => Failure::usage(e),
-        other => Failure::runtime(other),
-    })?;
+    // Signal sources (prometheus, redis, kubernetes) and the Job / pool actuator, on the
+    // controller's fenced client.
+    let prometheus_url = args.prometheus_url.clone();
+    let extensions = move |client| crate::signals::extensions(client, prometheus_url);
+    let running = super::start(client, settings, extensions)
+        .await
+        .map_err(|e| match e {
+            super::StartError::Kind(..) | super::StartError::PolicyWatch(..) => Failure::usage(e),
+            other => Failure::runtime(other),
+        })?;
     if let Some(a) = running.metrics_addr {
         tracing::info!(addr = %a, "serving /metrics, /healthz, /readyz");
     }

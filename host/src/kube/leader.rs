@@ -3,7 +3,8 @@
 //! seen the same Lease (same resourceVersion) unchanged for a full `leaseDurationSeconds`
 //! by its own clock (no cross-node clock comparison). Every write carries the
 //! resourceVersion it read, so two candidates cannot both win (the loser gets 409).
-//! Losing the Lease, or failing to renew within the duration, drops leadership at once.
+//! Losing the Lease, or failing to renew within the renew deadline (2/3 of the duration),
+//! drops leadership at once; every write is fenced by it (`fence.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -22,26 +23,54 @@ pub struct LeaseSettings {
     pub retry: Duration,
 }
 
-/// Leadership as seen by the reconciler: `true` while this replica holds the Lease.
+/// Leadership as seen by the reconciler and the write fence (`fence.rs`).
 #[derive(Clone)]
 pub struct Leadership {
-    rx: watch::Receiver<bool>,
+    rx: watch::Receiver<Held>,
+}
+
+/// Whether, and until when, this replica may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    No,
+    /// Leading until this instant: the start of the last successful renewal plus the
+    /// renew deadline. The renewal reached the API server after that start, and a
+    /// standby waits a whole lease duration (longer than the deadline) from when it saw
+    /// that renewal, so this replica stops writing before anyone else can start.
+    Until(Instant),
+    /// Leader election disabled.
+    Always,
+}
+
+impl Held {
+    fn valid(self) -> bool {
+        match self {
+            Held::No => false,
+            Held::Until(t) => Instant::now() < t,
+            Held::Always => true,
+        }
+    }
 }
 
 impl Leadership {
     /// Always leader (leader election disabled).
     pub fn always() -> Self {
-        let (tx, rx) = watch::channel(true);
+        let (tx, rx) = watch::channel(Held::Always);
         // Keep the channel open for the life of the process.
         std::mem::forget(tx);
         Self { rx }
     }
 
+    /// True while this replica's leadership is valid: it held the Lease at its last
+    /// renewal and the renew deadline since then has not passed.
     pub fn is_leader(&self) -> bool {
-        *self.rx.borrow()
+        self.rx.borrow().valid()
     }
 
-    pub fn receiver(&self) -> watch::Receiver<bool> {
+    /// Changes of leadership (gained: `Until`/`Always`, lost: `No`). An expiry is
+    /// published by the election loop at its next step, at most a retry period late;
+    /// [`Leadership::is_leader`] does not wait for that.
+    pub fn receiver(&self) -> watch::Receiver<Held> {
         self.rx.clone()
     }
 }
@@ -52,50 +81,62 @@ struct Observed {
     since: Instant,
 }
 
-/// Start the election loop; returns the leadership view and the task. When `stop`
-/// fires the Lease is released (if held) so a standby takes over without waiting.
+/// client-go's ratio: RenewDeadline 10 s of a 15 s LeaseDuration.
+fn renew_deadline(s: &LeaseSettings) -> Duration {
+    s.duration.mul_f64(2.0 / 3.0)
+}
+
+/// Start the election loop; returns the leadership view and the task. The loop keeps
+/// renewing until `release` fires (the caller drains its reconciles first), then gives
+/// the Lease up so a standby takes over without waiting.
 pub fn spawn(
     client: kube::Client,
     s: LeaseSettings,
-    mut stop: watch::Receiver<bool>,
+    mut release: watch::Receiver<bool>,
 ) -> (Leadership, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = watch::channel(false);
+    let (tx, rx) = watch::channel(Held::No);
     let task = tokio::spawn(async move {
         let api: Api<Lease> = Api::namespaced(client, &s.namespace);
         let mut observed: Option<Observed> = None;
-        let mut last_renew: Option<Instant> = None;
+        let deadline = renew_deadline(&s);
         loop {
-            match step(&api, &s, &mut observed).await {
-                Ok(true) => {
-                    last_renew = Some(Instant::now());
-                    if !*tx.borrow() {
+            let started = Instant::now();
+            // A renewal that cannot finish within the deadline is as good as failed: a
+            // black-holed connection must not keep this replica "leading" on an old flag.
+            let attempt = tokio::time::timeout(deadline, step(&api, &s, &mut observed)).await;
+            let was = *tx.borrow();
+            match attempt {
+                Ok(Ok(true)) => {
+                    if !was.valid() {
                         tracing::info!(lease = %s.name, identity = %s.identity, "became leader");
                     }
-                    let _ = tx.send(true);
+                    let _ = tx.send(Held::Until(started + deadline));
                 }
-                Ok(false) => {
-                    if *tx.borrow() {
+                Ok(Ok(false)) => {
+                    if was != Held::No {
                         tracing::warn!(lease = %s.name, identity = %s.identity, "lost leadership");
                     }
-                    last_renew = None;
-                    let _ = tx.send(false);
+                    let _ = tx.send(Held::No);
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(lease = %s.name, error = %e, "lease renew/acquire failed");
-                    // Keep leading only while the last renewal is still valid with margin.
-                    let valid = last_renew.is_some_and(|t| t.elapsed() < s.duration.mul_f32(0.66));
-                    if !valid && *tx.borrow() {
-                        tracing::warn!(lease = %s.name, "could not renew in time; stepping down");
-                        let _ = tx.send(false);
-                    }
                 }
+                Err(_) => {
+                    tracing::warn!(lease = %s.name, after = ?deadline, "lease renew/acquire timed out");
+                }
+            }
+            let now = *tx.borrow();
+            if now != Held::No && !now.valid() {
+                tracing::warn!(lease = %s.name, "could not renew in time; stepping down");
+                let _ = tx.send(Held::No);
             }
             tokio::select! {
                 _ = tokio::time::sleep(s.retry) => {}
-                _ = stop.changed() => {
-                    if *tx.borrow() {
-                        let _ = tx.send(false);
-                        release(&api, &s).await;
+                _ = release.changed() => {
+                    let held = tx.borrow().valid();
+                    let _ = tx.send(Held::No);
+                    if held && tokio::time::timeout(deadline, release_lease(&api, &s)).await.is_err() {
+                        tracing::warn!(lease = %s.name, "releasing the lease timed out");
                     }
                     return;
                 }
@@ -190,7 +231,7 @@ async fn step(
 }
 
 /// Give the Lease up: clear the holder so a standby acquires it on its next try.
-async fn release(api: &Api<Lease>, s: &LeaseSettings) {
+async fn release_lease(api: &Api<Lease>, s: &LeaseSettings) {
     let Ok(Some(mut lease)) = api.get_opt(&s.name).await else {
         return;
     };

@@ -7,7 +7,8 @@
 //!   `/scale`, Event, status/state annotations, metrics.
 //! - [`report`]: the status annotation and the Events, derived from decisions (written
 //!   on change, never once per evaluation); [`events`] publishes them.
-//! - [`leader`]: leader election on a Lease (only the leader writes).
+//! - [`leader`]: leader election on a Lease; [`fence`]: the client every write goes
+//!   through, refused unless leadership is valid, every request under a deadline.
 //! - [`watch_health`]: the watches' retry policy and whether they work now (`/readyz`).
 //! - [`pools`], [`jobs`]: spot/on-demand pool variants and Jobs, the special actuators.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
@@ -16,6 +17,7 @@
 
 pub mod cli;
 pub mod events;
+pub mod fence;
 pub mod http;
 pub mod jobs;
 pub mod leader;
@@ -164,12 +166,17 @@ pub enum StartError {
     Kind(String, String),
     #[error("cannot serve metrics on {0}: {1}")]
     Http(SocketAddr, String),
+    #[error("cannot set up the signal sources and actuators: {0}")]
+    Extensions(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A running controller.
 pub struct Running {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Fired after the reconciles have drained: the Lease goes last.
+    release: watch::Sender<bool>,
+    leader_task: Option<tokio::task::JoinHandle<()>>,
     /// Where `/metrics` is served, if it is.
     pub metrics_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
@@ -189,10 +196,15 @@ impl Running {
         self.health.is_ready()
     }
 
-    /// Stop gracefully: finish in-flight reconciles, release the Lease.
+    /// Stop gracefully: finish in-flight reconciles (still as leader, so their writes
+    /// land), then release the Lease so a standby takes over at once.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        let _ = self.release.send(true);
+        if let Some(t) = self.leader_task {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
     }
@@ -223,9 +235,38 @@ impl Running {
     }
 }
 
-/// Start the controller: policy registry (+ hot reload), leader election, one watch
-/// per kind, the HTTP endpoints.
-pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) -> Result<Running, StartError> {
+/// Start the controller: leader election, the fenced client (`fence.rs`) everything else
+/// is built on — `extensions` gets it too, so Jobs and pools are fenced like `/scale` —,
+/// the policy registry (+ hot reload), one watch per kind, the HTTP endpoints.
+pub async fn start<F, E>(
+    client: kube::Client,
+    settings: Settings,
+    extensions: F,
+) -> Result<Running, StartError>
+where
+    F: FnOnce(kube::Client) -> Result<Extensions, E>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let (release_tx, release_rx) = watch::channel(false);
+    let (leadership, leader_task) = if settings.leader_election {
+        let (l, task) = leader::spawn(
+            client.clone(),
+            LeaseSettings {
+                namespace: settings.lease_namespace.clone(),
+                name: settings.lease_name.clone(),
+                identity: settings.identity.clone(),
+                duration: settings.lease_duration,
+                retry: settings.lease_retry,
+            },
+            release_rx,
+        );
+        (l, Some(task))
+    } else {
+        (Leadership::always(), None)
+    };
+    let client = fence::fenced(client, leadership.clone(), fence::REQUEST_TIMEOUT);
+    let ext = extensions(client.clone()).map_err(|e| StartError::Extensions(Box::new(e)))?;
+
     let registry = match ext.registry {
         Some(r) => r,
         None => {
@@ -259,24 +300,6 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let leadership = if settings.leader_election {
-        let (l, task) = leader::spawn(
-            client.clone(),
-            LeaseSettings {
-                namespace: settings.lease_namespace.clone(),
-                name: settings.lease_name.clone(),
-                identity: settings.identity.clone(),
-                duration: settings.lease_duration,
-                retry: settings.lease_retry,
-            },
-            stop_rx.clone(),
-        );
-        tasks.push(task);
-        l
-    } else {
-        Leadership::always()
-    };
-
     let events = events::EventLog::new(client.clone(), "wasmscaler", &settings.identity);
     let shared = Arc::new(Shared::new(
         client.clone(),
@@ -289,17 +312,20 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
         settings.default_max_replicas,
     ));
 
-    // Leadership changes: metric, and forget cached state when we lose it.
+    // Leadership changes: metric, and forget cached state when we lose it and when we
+    // gain it (another leader wrote in between: start from what is on the objects).
     {
         let mut rx = leadership.receiver();
         let shared = shared.clone();
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
+            let mut was_leading = None;
             loop {
-                let leading = *rx.borrow_and_update();
+                let leading = *rx.borrow_and_update() != leader::Held::No;
                 shared.metrics.leader.set(i64::from(leading));
-                if !leading {
+                if was_leading != Some(leading) {
                     shared.forget_all();
+                    was_leading = Some(leading);
                 }
                 tokio::select! {
                     r = rx.changed() => if r.is_err() { return },
@@ -425,6 +451,8 @@ pub async fn start(client: kube::Client, settings: Settings, ext: Extensions) ->
     Ok(Running {
         stop: stop_tx,
         tasks,
+        release: release_tx,
+        leader_task,
         metrics_addr,
         metrics,
         registry,
