@@ -10,6 +10,7 @@
 //! `WASMSCALER_CONFORMANCE_UPSTREAM_ONLY=1` turns the deviation switches off, to see what
 //! they cover. A mismatch prints a reproducer: seed, config, tick, inputs, both answers.
 
+mod cron;
 mod knative;
 mod queue_job;
 mod reference;
@@ -129,4 +130,9 @@ fn knative_concurrency_matches_knative_serving() {
 #[test]
 fn queue_job_matches_keda_scaledjob() {
     check("queue-job", queue_job::conformance);
+}
+
+#[test]
+fn cron_matches_cronhpa_go_cron() {
+    check("cron", cron::conformance);
 }

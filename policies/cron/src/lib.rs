@@ -8,18 +8,19 @@
 //! any job, so the host wakes at the boundary. The answer depends only on `now` and the
 //! configuration, so a controller restart changes nothing.
 
+mod gocron;
 mod schedule;
 
 use std::cell::OnceCell;
 
 use chrono::{DateTime, FixedOffset};
 use chrono_tz::Tz;
-use croner::Cron;
 use serde::Deserialize;
 use wasmscaler_sdk::prelude::*;
 
+pub use gocron::go_parse_duration;
+pub use schedule::fmt_duration;
 use schedule::{DAY_MS, Schedule, day_excluded, day_start, local, next_day_start};
-pub use schedule::{fmt_duration, parse_every_ms};
 
 /// How far back (and, for `runOnce`, forward from `start`) a job's firing is searched,
 /// in days: five years (5 x 366). A cron job whose latest firing is older than this
@@ -117,7 +118,7 @@ struct Plan {
     tz: Tz,
     start_ms: Option<i64>,
     jobs: Vec<Job>,
-    excludes: Vec<(String, Cron)>,
+    excludes: Vec<(String, gocron::Spec)>,
     mode: Mode,
     min: Option<u32>,
     max: Option<u32>,
@@ -222,10 +223,9 @@ impl Plan {
         if self.excludes.is_empty() {
             return None;
         }
-        let date = local(self.tz, ms)?.date_naive();
         self.excludes
             .iter()
-            .find(|(_, c)| day_excluded(c, date))
+            .find(|(_, c)| day_excluded(c, self.tz, ms))
             .map(|(t, _)| t.as_str())
     }
 
@@ -248,8 +248,13 @@ impl Plan {
             if self.excluded_by(f).is_none() {
                 return Some(f);
             }
-            // Skip the rest of the excluded day in one step.
-            t = next_day_start(self.tz, f)?.checked_sub(1)?;
+            // Skip the excluded day and every excluded day after it, a day per step (a
+            // search per excluded day would cost a search per day of the horizon).
+            let mut day = next_day_start(self.tz, f)?;
+            while day <= limit && self.excluded_by(day).is_some() {
+                day = next_day_start(self.tz, day)?.max(day + 1);
+            }
+            t = day.checked_sub(1)?;
         }
     }
 
@@ -266,15 +271,19 @@ impl Plan {
         let floor = horizon.max(self.start_ms.unwrap_or(i64::MIN));
         let mut t = now;
         loop {
-            let f = job.schedule.prev_at_or_before(self.tz, self.anchor(), t)?;
-            if f < floor {
-                return None;
-            }
+            let f = job.schedule.prev_at_or_before(self.tz, self.anchor(), t, floor)?;
             if self.excluded_by(f).is_none() {
                 return Some(f);
             }
-            // Skip the rest of the excluded day in one step.
-            t = day_start(self.tz, f)?.checked_sub(1)?;
+            if matches!(job.schedule, Schedule::Once { .. }) {
+                return None;
+            }
+            // Skip the excluded day and every excluded day before it, a day per step.
+            let mut end = day_start(self.tz, f)?.checked_sub(1)?;
+            while end >= floor && self.excluded_by(end).is_some() {
+                end = day_start(self.tz, end)?.min(end).checked_sub(1)?;
+            }
+            t = end;
         }
     }
 
@@ -376,7 +385,12 @@ impl Policy for CronPolicy {
             .iter()
             .filter(|j| !j.run_once)
             .filter_map(|j| {
-                let f = j.schedule.prev_at_or_before(plan.tz, plan.anchor(), now)?;
+                let f = j.schedule.prev_at_or_before(
+                    plan.tz,
+                    plan.anchor(),
+                    now,
+                    now.saturating_sub(LOOKBACK_DAYS * DAY_MS),
+                )?;
                 let by = plan.excluded_by(f)?;
                 (f > fired_at && plan.start_ms.is_none_or(|s| f >= s)).then_some((f, j, by))
             })

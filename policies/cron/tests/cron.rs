@@ -147,28 +147,33 @@ fn stateless_same_answer_after_restart() {
 }
 
 #[test]
-fn berlin_spring_forward_fires_after_the_skipped_hour() {
+fn berlin_spring_forward_skips_a_fixed_time_in_the_gap() {
     // 2026-03-29: 02:00 CET (01:00Z) jumps to 03:00 CEST. 02:30 does not exist that day;
-    // the fixed-time job runs at the first instant after the gap: 03:00 CEST = 01:00Z.
+    // go-cron's walk steps from 01:00 CET to 03:00 CEST and finds no hour 2, so the job
+    // does not run that day (the controller does the same).
     let c = json!({"timezone": "Europe/Berlin", "jobs": [
         {"name": "nightly", "schedule": "0 30 2 * * *", "targetSize": 7},
         {"name": "day", "schedule": "0 0 9 * * *", "targetSize": 12}
     ]});
     // 00:59:59Z = 01:59:59 CET: last firing is "day" on 28 Mar 09:00 CET (08:00Z) -> 12;
-    // next is nightly at 01:00Z, 1 s away.
+    // next is "day" at 09:00 CEST = 07:00Z, 6 h 1 s away.
     let d = eval_at(&c, utc(2026, 3, 29, 0, 59, 59), 1);
-    assert_eq!((d.replicas, d.recheck_after_ms), (12, Some(S)), "{}", d.reason);
+    assert_eq!(
+        (d.replicas, d.recheck_after_ms),
+        (12, Some(6 * H + S)),
+        "{}",
+        d.reason
+    );
     let d = eval_at(&c, utc(2026, 3, 29, 1, 0, 0), 1);
-    assert_eq!(d.replicas, 7, "{}", d.reason);
-    assert!(d.reason.contains("2026-03-29 03:00:00 CEST"), "{}", d.reason);
-    // Next: "day" at 09:00 CEST = 07:00Z, 6 h later.
+    assert_eq!(d.replicas, 12, "{}", d.reason);
+    assert!(d.reason.contains("2026-03-28 09:00:00 CET"), "{}", d.reason);
     assert_eq!(d.recheck_after_ms, Some(6 * H));
     // The next day is normal again: 02:30 CEST = 00:30Z on 30 March.
     let d = eval_at(&c, utc(2026, 3, 30, 0, 0, 0), 1);
     assert_eq!(d.recheck_after_ms, Some(30 * MIN), "{}", d.reason);
 
     // An interval job ("every 15 min during hour 2") has no firing in the skipped hour
-    // at all: at 01:59:59 CET the next boundary is "day" at 09:00 CEST = 07:00Z, 6 h 1 s.
+    // either: at 01:59:59 CET the next boundary is "day" at 09:00 CEST = 07:00Z, 6 h 1 s.
     let c = json!({"timezone": "Europe/Berlin", "jobs": [
         {"name": "quarter", "schedule": "0 */15 2 * * *", "targetSize": 5},
         {"name": "day", "schedule": "0 0 9 * * *", "targetSize": 12}
@@ -178,23 +183,23 @@ fn berlin_spring_forward_fires_after_the_skipped_hour() {
 }
 
 #[test]
-fn berlin_fall_back_fixed_time_job_fires_once() {
+fn berlin_fall_back_fixed_time_job_fires_in_both_copies() {
     // 2026-10-25: 03:00 CEST (01:00Z) falls back to 02:00 CET. 02:30 happens twice:
-    // 00:30Z (CEST) and 01:30Z (CET). A fixed-time job runs once, at the earlier.
+    // 00:30Z (CEST) and 01:30Z (CET); go-cron's walk (minutes added to 02:59 CEST give
+    // 02:00 CET) reaches both, so the job runs twice, as in the controller.
     let c = json!({"timezone": "Europe/Berlin", "jobs": [
         {"name": "nightly", "schedule": "0 30 2 * * *", "targetSize": 7},
         {"name": "day", "schedule": "0 0 9 * * *", "targetSize": 12}
     ]});
     let d = eval_at(&c, utc(2026, 10, 25, 0, 29, 59), 1);
     assert_eq!((d.replicas, d.recheck_after_ms), (12, Some(S)), "{}", d.reason);
-    // 00:45Z: nightly fired at 00:30Z; the next boundary is "day" at 09:00 CET = 08:00Z
-    // (7 h 15 m), not the repeated 02:30 at 01:30Z.
+    // 00:45Z: nightly fired at 00:30Z; the next boundary is its repeat at 01:30Z.
     let d = eval_at(&c, utc(2026, 10, 25, 0, 45, 0), 1);
     assert_eq!(d.replicas, 7, "{}", d.reason);
-    assert_eq!(d.recheck_after_ms, Some(7 * H + 15 * MIN), "{}", d.reason);
-    // 01:45Z: still the 00:30Z firing (02:30 CEST), 08:00Z is 6 h 15 m away.
+    assert_eq!(d.recheck_after_ms, Some(45 * MIN), "{}", d.reason);
+    // 01:45Z: the 01:30Z firing (02:30 CET); "day" at 08:00Z is 6 h 15 m away.
     let d = eval_at(&c, utc(2026, 10, 25, 1, 45, 0), 1);
-    assert!(d.reason.contains("2026-10-25 02:30:00 CEST"), "{}", d.reason);
+    assert!(d.reason.contains("2026-10-25 02:30:00 CET"), "{}", d.reason);
     assert_eq!(d.recheck_after_ms, Some(6 * H + 15 * MIN), "{}", d.reason);
 }
 
@@ -206,14 +211,18 @@ fn new_york_dst_transitions() {
         {"name": "open", "schedule": "0 0 9 * * *", "targetSize": 10}
     ]});
     // Spring, 2026-03-08: 02:00 EST (07:00Z) jumps to 03:00 EDT. At 06:59Z (01:59 EST)
-    // the last firing is overnight 01:30 EST = 06:30Z -> 4; "pre" (02:30, skipped) runs
-    // at 03:00 EDT = 07:00Z, 1 min away.
+    // the last firing is overnight 01:30 EST = 06:30Z -> 4; "pre" (02:30) does not run
+    // that day; next is open 09:00 EDT = 13:00Z, 6 h 1 min away.
     let d = eval_at(&c, utc(2026, 3, 8, 6, 59, 0), 1);
-    assert_eq!((d.replicas, d.recheck_after_ms), (4, Some(MIN)), "{}", d.reason);
+    assert_eq!(
+        (d.replicas, d.recheck_after_ms),
+        (4, Some(6 * H + MIN)),
+        "{}",
+        d.reason
+    );
     let d = eval_at(&c, utc(2026, 3, 8, 7, 0, 0), 1);
-    assert_eq!(d.replicas, 6, "{}", d.reason);
-    assert!(d.reason.contains("03:00:00 EDT"), "{}", d.reason);
-    // Next: open 09:00 EDT = 13:00Z, 6 h.
+    assert_eq!(d.replicas, 4, "{}", d.reason);
+    assert!(d.reason.contains("01:30:00 EST"), "{}", d.reason);
     assert_eq!(d.recheck_after_ms, Some(6 * H));
 
     // Fall, 2026-11-01: 02:00 EDT (06:00Z) falls back to 01:00 EST; hour 1 repeats.
@@ -355,7 +364,8 @@ fn one_shot_date_in_the_past_and_in_the_future() {
     assert!(d.reason.contains("no firing within 24h0m0s"), "{}", d.reason);
 
     // Only a future one-shot: nothing fired yet -> keep current replicas.
-    let future = json!({"jobs": [{"name": "launch", "schedule": "@date 2026-01-01 06:00", "targetSize": 8}]});
+    let future =
+        json!({"jobs": [{"name": "launch", "schedule": "@date 2026-01-01 06:00:00", "targetSize": 8}]});
     let d = eval_at(&future, utc(2026, 1, 1, 0, 0, 0), 6);
     assert_eq!((d.replicas, d.recheck_after_ms), (6, Some(6 * H)), "{}", d.reason);
     assert!(d.reason.contains("no job has fired yet"), "{}", d.reason);
@@ -372,15 +382,15 @@ fn one_shot_date_in_the_past_and_in_the_future() {
 }
 
 #[test]
-fn one_shot_in_a_skipped_hour_runs_after_the_gap() {
-    // 2026-03-29 02:30 does not exist in Berlin: runs at 03:00 CEST = 01:00Z.
+fn one_shot_in_a_skipped_hour_never_fires() {
+    // 2026-03-29 02:30 does not exist in Berlin: go-cron's @date spec skips that day, so
+    // read once (in its year) the date never fires.
     let c = json!({"timezone": "Europe/Berlin", "jobs": [
         {"name": "x", "schedule": "@date 2026-03-29 02:30:00", "targetSize": 9}
     ]});
-    let d = eval_at(&c, utc(2026, 3, 29, 0, 59, 0), 1);
-    assert_eq!((d.replicas, d.recheck_after_ms), (1, Some(MIN)), "{}", d.reason);
     let d = eval_at(&c, utc(2026, 3, 29, 1, 0, 0), 1);
-    assert_eq!(d.replicas, 9, "{}", d.reason);
+    assert_eq!(d.replicas, 1, "{}", d.reason);
+    assert!(d.reason.contains("no job has fired"), "{}", d.reason);
 }
 
 #[test]
@@ -490,12 +500,23 @@ fn validation_names_the_key() {
     let e =
         config_err(json!({"mode": "flor", "jobs": [{"name": "a", "schedule": "@daily", "targetSize": 1}]}));
     assert!(e.contains("mode") && e.contains("flor"), "{e}");
-    let e = config_err(json!({"jobs": [{"name": "a", "schedule": "@every 500ms", "targetSize": 1}]}));
-    assert!(e.contains("'jobs[0].schedule': invalid @every duration"), "{e}");
+    // go-cron's durations are Go's: a unit is needed (500ms is accepted and runs every 1 s).
+    let e = config_err(json!({"jobs": [{"name": "a", "schedule": "@every 5", "targetSize": 1}]}));
+    assert!(
+        e.contains("'jobs[0].schedule'") && e.contains("failed to parse duration"),
+        "{e}"
+    );
+    validate::<CronPolicy>(
+        &json!({"jobs": [{"name": "a", "schedule": "@every 500ms", "targetSize": 1}]}).to_string(),
+    )
+    .expect("@every 500ms is go-cron's 1 s");
     let e = config_err(
         json!({"jobs": [{"name": "a", "schedule": "@date 2026-13-01 00:00:00", "targetSize": 1}]}),
     );
-    assert!(e.contains("'jobs[0].schedule': invalid @date"), "{e}");
+    assert!(
+        e.contains("'jobs[0].schedule'") && e.contains("failed to parse date"),
+        "{e}"
+    );
     let e = config_err(json!({"jobs": [{"name": "a", "schedule": "0 0 0 31 2 *", "targetSize": 1}]}));
     assert!(
         e.contains("'jobs[0].schedule'") && e.contains("never fires"),
@@ -642,7 +663,7 @@ fn extreme_clocks_do_not_panic() {
     c["jobs"]
         .as_array_mut()
         .expect("jobs")
-        .push(json!({"name": "o", "schedule": "@date 2026-01-01 00:00", "targetSize": 2}));
+        .push(json!({"name": "o", "schedule": "@date 2026-01-01 00:00:00", "targetSize": 2}));
     for now in [i64::MIN, i64::MIN / 2, -1, 0, 1, i64::MAX / 2, i64::MAX] {
         let d = eval_at(&c, now, 4);
         assert!(
@@ -650,4 +671,62 @@ fn extreme_clocks_do_not_panic() {
             "{now}: {d:?}"
         );
     }
+}
+
+#[test]
+fn a_star_step_in_a_day_field_is_a_wildcard_as_in_go_cron() {
+    // Issue #12's reproducer: go-cron marks `*/1` like `*`, so both day fields must
+    // match: `0 0 8 15 * */1` fires on the 15th only, not every day at 08:00.
+    let c = json!({"jobs": [
+        {"name": "mid", "schedule": "0 0 8 15 * */1", "targetSize": 5},
+        {"name": "daily", "schedule": "0 0 0 * * *", "targetSize": 1}
+    ]});
+    let d = eval_at(&c, utc(2026, 2, 10, 12, 0, 0), 3);
+    assert_eq!(d.replicas, 1, "{}", d.reason);
+    // The same rule in excludeDates: `* * * * * */1` would have excluded every day; with
+    // day-of-month 15 it excludes the 15th only.
+    let c = json!({"excludeDates": ["0 0 0 15 * */1"], "jobs": [
+        {"name": "daily", "schedule": "0 0 8 * * *", "targetSize": 4},
+        {"name": "noon", "schedule": "0 0 12 * * *", "targetSize": 6}
+    ]});
+    let d = eval_at(&c, utc(2026, 2, 10, 9, 0, 0), 3);
+    assert_eq!(d.replicas, 4, "{}", d.reason);
+    let d = eval_at(&c, utc(2026, 2, 15, 13, 0, 0), 3);
+    assert_eq!(
+        d.replicas, 6,
+        "the 14th's noon firing stays in force: {}",
+        d.reason
+    );
+}
+
+#[test]
+fn go_cron_grammar_is_accepted_and_refused_as_upstream() {
+    let ok = |s: &str| {
+        validate::<CronPolicy>(&json!({"jobs": [{"name": "a", "schedule": s, "targetSize": 1}]}).to_string())
+    };
+    for s in [
+        "? 0 8 * * *",
+        "0 ? 8 * * *",
+        "0 0 8 ? * ?",
+        "0 *-5 8 * * *",
+        "0 0 8 * * MON-fri",
+        "@midnight",
+    ] {
+        assert!(ok(s).is_ok(), "{s}: {:?}", ok(s));
+    }
+    for s in [
+        "@Daily",
+        "0 0 8 * * 7",
+        "0 0 8 L * *",
+        "0 0 8 * * 1#2",
+        "0 0 8 * * */0",
+        " @daily",
+    ] {
+        assert!(ok(s).is_err(), "{s} is refused by go-cron");
+    }
+    // `*-5` is the whole range in go-cron (what follows the star is ignored).
+    let c = json!({"jobs": [{"name": "a", "schedule": "0 0 *-5 * * *", "targetSize": 2},
+                            {"name": "b", "schedule": "0 30 22 * * *", "targetSize": 9}]});
+    let d = eval_at(&c, utc(2026, 2, 10, 23, 0, 0), 1);
+    assert_eq!(d.replicas, 2, "23:00 fires: {}", d.reason);
 }
