@@ -192,7 +192,8 @@ impl Plan {
                 name: j.name.clone(),
                 text: j.schedule.trim().to_string(),
                 target,
-                run_once: j.run_once,
+                // An @date job fires once by itself: runOnce changes nothing for it.
+                run_once: j.run_once && !matches!(schedule, Schedule::Once { .. }),
                 schedule,
             });
         }

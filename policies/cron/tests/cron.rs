@@ -394,6 +394,16 @@ fn one_shot_in_a_skipped_hour_never_fires() {
 }
 
 #[test]
+fn run_once_on_a_date_job_without_start_changes_nothing() {
+    // An @date job fires once anyway; runOnce must not make it need a `start` to fire.
+    let c = json!({"jobs": [
+        {"name": "launch", "schedule": "@date 2026-01-05 09:00:00", "targetSize": 40, "runOnce": true}
+    ]});
+    let d = eval_at(&c, utc(2026, 1, 5, 10, 0, 0), 3);
+    assert_eq!(d.replicas, 40, "{}", d.reason);
+}
+
+#[test]
 fn run_once_fires_only_at_its_first_firing_after_start() {
     let c = json!({"start": "2026-01-05T00:00:00Z", "jobs": [
         {"name": "launch", "schedule": "0 0 9 * * *", "targetSize": 40, "runOnce": true},
