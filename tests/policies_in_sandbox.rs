@@ -107,3 +107,53 @@ policy_test!(
     "ml-predictive",
     "ml-predictive"
 );
+
+/// A policy that ends up without a signal it needed says why the host could not gather
+/// it: a bad source spec or an unreachable server is named in the error the status and
+/// Events carry, not only in a debug log (found on the real cluster, where an optional
+/// `load` with a misplaced `history:` key read "no finite sample and no history").
+#[test]
+fn a_missing_optional_signal_names_the_gather_error_in_the_policy_error() {
+    use std::collections::BTreeMap;
+    use wasmscaler::core::evaluate::{Observation, Plan, evaluate};
+    use wasmscaler::core::spec::WorkloadSpec;
+    use wasmscaler::core::state::WorkloadState;
+    use wasmscaler::runtime::registry::Registry;
+
+    let annotations: BTreeMap<String, String> = [
+        ("wasmscaler.io/policy", "ml-predictive"),
+        (
+            "wasmscaler.io/config",
+            "signals: {load: {prometheus: 'sum(x)', history: {window: 3d}}}",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let spec = WorkloadSpec::from_annotations(&annotations, 10).expect("a valid spec");
+    let registry = Registry::new(runtime(), None);
+    let plan = Plan::resolve(&registry, &spec).expect("the built-in resolves");
+    // What the gatherer reports for that source.
+    let why = match wasmscaler::signals::source::SourceSpec::parse(&spec.signal_sources["load"]) {
+        Err(e) => e,
+        Ok(_) => panic!("a misplaced 'history' key is a bad source spec"),
+    };
+    let obs = Observation {
+        now_ms: 1_800_000_000_000,
+        workload: wasmscaler_sdk::Workload {
+            replicas: 3,
+            ..Default::default()
+        },
+        signals: Vec::new(),
+        signal_errors: vec![("load".into(), why.clone())],
+        history: None,
+    };
+    let out = evaluate(&plan, &spec, obs, &mut WorkloadState::default());
+    let error = out.error.unwrap_or_default();
+    assert!(
+        error.contains("signal 'load' was not gathered") && error.contains(&why),
+        "the error names the gather failure: {error}"
+    );
+    assert!(out.reason.contains(&why), "{}", out.reason);
+    assert_eq!(out.desired, 3, "fail-static at the current replicas");
+}

@@ -345,7 +345,39 @@ fn run_one(
         signals,
         state,
     };
-    policy.evaluate(&ctx, obs.history.clone())
+    policy
+        .evaluate(&ctx, obs.history.clone())
+        .map_err(|e| with_gather_errors(e, policy, spec, obs))
+}
+
+/// A policy that went without an optional signal only knows it is missing; the host knows
+/// why (a bad source spec, an unreachable server). Say so in the missing-signal error, the
+/// text the status and Events carry.
+fn with_gather_errors(
+    e: EvalError,
+    policy: &LoadedPolicy,
+    spec: &WorkloadSpec,
+    obs: &Observation,
+) -> EvalError {
+    let EvalError::Policy(wasmscaler_sdk::PolicyError::MissingSignal(msg)) = e else {
+        return e;
+    };
+    let theirs = |name: &str| {
+        policy.info.signals.iter().any(|r| r.name == name) || spec.signal_sources.contains_key(name)
+    };
+    let why: Vec<String> = obs
+        .signal_errors
+        .iter()
+        .filter(|(name, _)| theirs(name))
+        .map(|(name, why)| format!("signal '{name}' was not gathered: {why}"))
+        .collect();
+    if why.is_empty() {
+        return EvalError::Policy(wasmscaler_sdk::PolicyError::MissingSignal(msg));
+    }
+    EvalError::Policy(wasmscaler_sdk::PolicyError::MissingSignal(format!(
+        "{msg} ({})",
+        why.join("; ")
+    )))
 }
 
 /// Keep a policy's pool split proportional when the guardrails changed the total.
