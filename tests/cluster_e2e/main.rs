@@ -19,6 +19,7 @@ mod servers;
 mod cron;
 mod hpa;
 mod knative;
+mod ml_predictive;
 mod queue_job;
 mod spot;
 mod stateful;

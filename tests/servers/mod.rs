@@ -151,10 +151,28 @@ pub struct PrometheusServer {
     _dir: tempfile::TempDir,
 }
 
+/// Recorded samples to load into a Prometheus before it starts: one series (its labels
+/// as Prometheus stores them, e.g. `rps{job="test",instance="127.0.0.1:9100"}`) and its
+/// `(unix seconds, value)` points, oldest first.
+pub struct Backfill<'a> {
+    pub series: &'a str,
+    pub points: &'a [(i64, f64)],
+}
+
 impl PrometheusServer {
     pub fn start(targets: &[SocketAddr]) -> Self {
+        Self::start_with_history(targets, None)
+    }
+
+    /// A Prometheus whose storage already holds `history` (written as TSDB blocks by
+    /// `promtool tsdb create-blocks-from openmetrics`, the documented backfill path), so
+    /// range queries over the past see a recorded load while the scrape adds the present.
+    pub fn start_with_history(targets: &[SocketAddr], history: Option<Backfill<'_>>) -> Self {
         let bin = binary("prometheus");
         let dir = tempfile::tempdir().expect("temp dir");
+        if let Some(h) = history {
+            backfill(dir.path(), &h);
+        }
         let targets: Vec<String> = targets.iter().map(|a| format!("'{a}'")).collect();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: test\n    scrape_interval: 1s\n    static_configs:\n      - targets: [{}]\n",
@@ -208,7 +226,7 @@ impl PrometheusServer {
         );
     }
 
-    /// Wait until Prometheus has scraped a sample of `series` with `value`.
+    /// Wait until the newest value of `query` is `value`.
     pub fn wait_for(&self, query: &str, value: f64) {
         let start = Instant::now();
         let path = format!("/api/v1/query?query={}", urlencode(query));
@@ -227,6 +245,28 @@ impl PrometheusServer {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+fn backfill(dir: &Path, h: &Backfill<'_>) {
+    let name = h.series.split('{').next().unwrap_or(h.series);
+    let mut text = format!("# TYPE {name} gauge\n");
+    for (t, v) in h.points {
+        text.push_str(&format!("{} {v} {t}\n", h.series));
+    }
+    text.push_str("# EOF\n");
+    let input = dir.join("history.om");
+    std::fs::write(&input, text).expect("write the backfill input");
+    let out = Command::new(binary("promtool"))
+        .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
+        .arg(&input)
+        .arg(dir.join("data"))
+        .output()
+        .expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool backfill failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for PrometheusServer {
