@@ -19,57 +19,75 @@ use crate::start_controller;
 const CONNS: &str = "test.wasmscaler.io/connections";
 const LAG: &str = "test.wasmscaler.io/lag";
 
+/// The `pg` StatefulSet: read replicas, one at a time.
 fn statefulset(ns: &str) -> String {
+    stateful_set(
+        ns,
+        "pg",
+        "postgres:17",
+        200,
+        (1, 6),
+        "step: 1\n      scaleUpStabilizationSeconds: 0\n      scaleDownStabilizationSeconds: 4\n      scaleDownCooldownSeconds: 0",
+    )
+}
+
+/// A StatefulSet `name` scaled by `stateful` on the CONNS and LAG annotations (50
+/// connections per replica, lag under 5 s), with `extra` config lines.
+fn stateful_set(
+    ns: &str,
+    name: &str,
+    image: &str,
+    conns: u32,
+    (min, max): (u32, u32),
+    extra: &str,
+) -> String {
     format!(
         r#"apiVersion: apps/v1
 kind: StatefulSet
 metadata:
-  name: pg
+  name: {name}
   namespace: {ns}
   annotations:
-    {CONNS}: "200"
+    {CONNS}: "{conns}"
     {LAG}: "0"
     wasmscaler.io/policy: stateful
     wasmscaler.io/interval: 1s
-    wasmscaler.io/min-replicas: "1"
-    wasmscaler.io/max-replicas: "6"
+    wasmscaler.io/min-replicas: "{min}"
+    wasmscaler.io/max-replicas: "{max}"
     wasmscaler.io/config: |
       targets: [{{signal: connections, averageValue: 50}}]
       lag: {{signal: replication-lag, maxSeconds: 5}}
-      step: 1
-      scaleUpStabilizationSeconds: 0
-      scaleDownStabilizationSeconds: 4
-      scaleDownCooldownSeconds: 0
+      {extra}
       signals:
         connections: {{annotation: '{CONNS}'}}
         replication-lag: {{annotation: '{LAG}'}}
 spec:
-  serviceName: pg
+  serviceName: {name}
   podManagementPolicy: Parallel
-  replicas: 1
-  selector: {{matchLabels: {{app: pg}}}}
+  replicas: {min}
+  selector: {{matchLabels: {{app: {name}}}}}
   template:
     metadata:
-      labels: {{app: pg}}
+      labels: {{app: {name}}}
       annotations: {{pod-ready.stage.kwok.x-k8s.io/delay: 3s}}
     spec:
       nodeSelector: {{wasmscaler.test/pool: {GENERAL_POOL}}}
       containers:
-      - name: postgres
-        image: registry.invalid/postgres:17
+      - name: {name}
+        image: registry.invalid/{image}
         resources: {{requests: {{cpu: 100m}}}}
 "#
     )
 }
 
-/// Records every (spec.replicas, status.readyReplicas) of the StatefulSet `pg`, from a watch.
-async fn record(c: &Cluster, ns: &str) -> Recorder<(u32, u32)> {
+/// Records every (spec.replicas, status.readyReplicas) of the StatefulSet `name`, from a watch.
+async fn record(c: &Cluster, ns: &str, name: &'static str) -> Recorder<(u32, u32)> {
     let api: Api<StatefulSet> = Api::namespaced(c.admin_client().await, ns);
     Recorder::start(
         api,
-        watcher::Config::default().fields("metadata.name=pg"),
-        |objects| {
-            objects.get("pg").map_or((0, 0), |s| {
+        watcher::Config::default().fields(&format!("metadata.name={name}")),
+        move |objects| {
+            objects.get(name).map_or((0, 0), |s| {
                 let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
                 (
                     count(s.spec.as_ref().and_then(|s| s.replicas)),
@@ -83,9 +101,19 @@ async fn record(c: &Cluster, ns: &str) -> Recorder<(u32, u32)> {
 
 /// Each increase of spec.replicas seen is by one.
 fn assert_one_at_a_time(seen: &[(u32, u32)]) {
+    assert_steps_of(seen, 1);
+}
+
+/// Each change of spec.replicas seen is by `step` at most, and an increase only from a
+/// count whose pods were all Ready.
+fn assert_steps_of(seen: &[(u32, u32)], step: u32) {
     for w in seen.windows(2) {
-        let (r0, r1) = (w[0].0, w[1].0);
-        assert!(r1 <= r0 + 1, "one replica at a time: {seen:?}");
+        let ((r0, ready0), r1) = (w[0], w[1].0);
+        assert!(r1 <= r0 + step, "{step} replica(s) at a time: {seen:?}");
+        assert!(
+            r1 <= r0 || ready0 == r0,
+            "a step up before the last one was Ready: {seen:?}"
+        );
     }
 }
 
@@ -94,13 +122,25 @@ fn assert_one_at_a_time(seen: &[(u32, u32)]) {
 /// pg-(N-1) became Ready (RFC 3339 seconds compare as text; the 3 s start-up makes an
 /// early request show).
 fn assert_each_pod_after_previous_ready(c: &Cluster, ns: &str, pods: std::ops::Range<u32>) {
+    assert_each_step_after_previous_ready(c, ns, "pg", 1, pods);
+}
+
+/// The step-`step` form: pod N is created no earlier than the last pod of the step
+/// before it (N - N mod step - 1) became Ready.
+fn assert_each_step_after_previous_ready(
+    c: &Cluster,
+    ns: &str,
+    name: &str,
+    step: u32,
+    pods: std::ops::Range<u32>,
+) {
     for n in pods {
-        let (created, _) = pod_times(c, ns, &format!("pg-{n}"));
-        let (_, prev_ready) = pod_times(c, ns, &format!("pg-{}", n - 1));
+        let prev = n - n % step - 1;
+        let (created, _) = pod_times(c, ns, &format!("{name}-{n}"));
+        let (_, prev_ready) = pod_times(c, ns, &format!("{name}-{prev}"));
         assert!(
             !prev_ready.is_empty() && created >= prev_ready,
-            "pg-{n} created at {created}, pg-{} Ready only at {prev_ready}",
-            n - 1
+            "{name}-{n} created at {created}, {name}-{prev} Ready only at {prev_ready}"
         );
     }
 }
@@ -128,7 +168,7 @@ async fn a_statefulset_grows_one_ready_replica_at_a_time_and_never_shrinks_while
     let c = Cluster::shared();
     let ns = c.namespace("stateful").await;
     c.apply(&statefulset(&ns));
-    let states = record(c, &ns).await;
+    let states = record(c, &ns, "pg").await;
     let ctl = start_controller(c, &ns, None, &[]).await;
 
     // 200 connections at 50 per replica -> 4, reached one Ready replica at a time.
@@ -184,6 +224,51 @@ async fn a_statefulset_grows_one_ready_replica_at_a_time_and_never_shrinks_while
             (c.pods(&ns, "app=pg").len() == r).then_some(())
         },
     )
+    .await;
+    ctl.shutdown().await;
+}
+
+/// Seed Pattern 1B: a Redis cluster of master + replica pairs grows and shrinks by whole
+/// pairs (`step: 2`, `alignToStep`), each pair only once every pod of the last is Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_grows_by_whole_ready_pairs_and_shrinks_by_pairs() {
+    let c = Cluster::shared();
+    let ns = c.namespace("redis-pairs").await;
+    c.apply(&stateful_set(
+        &ns,
+        "redis",
+        "redis:8",
+        // 330 connections at 50 per replica -> 7, rounded up to the pair grid: 8.
+        330,
+        (2, 8),
+        "step: 2\n      alignToStep: true\n      scaleUpStabilizationSeconds: 0\n      scaleDownStabilizationSeconds: 3\n      scaleDownCooldownSeconds: 0",
+    ));
+    let states = record(c, &ns, "redis").await;
+    let ctl = start_controller(c, &ns, None, &[]).await;
+
+    let seen = states.until(Duration::from_secs(45), |&s| s == (8, 8)).await;
+    assert_steps_of(&seen, 2);
+    let counts: Vec<u32> = seen.iter().map(|s| s.0).filter(|&r| r > 0).collect();
+    assert!(counts.iter().all(|r| r % 2 == 0), "only whole pairs: {seen:?}");
+    assert_each_step_after_previous_ready(c, &ns, "redis", 2, 2..8);
+
+    // Load for 3 replicas: down to 4 (the pair grid), one pair at a time.
+    states.restart_from_now();
+    c.annotate(&ns, "statefulset/redis", &format!("{CONNS}=140"));
+    let seen = states.until(Duration::from_secs(30), |&(r, _)| r == 4).await;
+    for w in seen.windows(2) {
+        assert!(w[1].0 + 2 >= w[0].0, "one pair at a time down: {seen:?}");
+    }
+    assert!(seen.iter().all(|s| s.0 % 2 == 0), "only whole pairs: {seen:?}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        c.replicas(&ns, "statefulset", "redis"),
+        Some(4),
+        "settled on the grid"
+    );
+    eventually_within("redis pods follow down to 4", Duration::from_secs(30), || async {
+        (c.pods(&ns, "app=redis").len() == 4).then_some(())
+    })
     .await;
     ctl.shutdown().await;
 }
