@@ -43,6 +43,21 @@ fn pod(ns: &str, name: &str, app: &str, node: Option<&str>, capacity: &str) -> S
     )
 }
 
+/// What the scheduler writes on a pod no node has room for (there is no scheduler here).
+fn mark_unschedulable(cp: &ControlPlane, ns: &str, pod: &str) {
+    cp.kubectl_ok(&[
+        "-n",
+        ns,
+        "patch",
+        "pod",
+        pod,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"PodScheduled","status":"False","reason":"Unschedulable","message":"0/2 nodes are available: 2 Insufficient cpu."}]}}"#,
+    ]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
     let cp = ControlPlane::shared();
@@ -77,10 +92,11 @@ async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
         "the annotated Deployment only holds the policy"
     );
 
-    // 4 spot pods stay Pending (no scheduler here, so they really do) longer than
-    // pendingTimeout: those 4 move to on-demand.
+    // 4 spot pods stay Pending and Unschedulable (no scheduler here, so they really do)
+    // longer than pendingTimeout: those 4 move to on-demand.
     for i in 0..4 {
         cp.apply(&pod(&ns, &format!("web-spot-{i}"), "web-spot", None, "spot"));
+        mark_unschedulable(&cp, &ns, &format!("web-spot-{i}"));
     }
     eventually("4 replicas moved to on-demand", || async {
         (cp.replicas(&ns, "deployment", "web-spot") == Some(3)
@@ -153,6 +169,7 @@ async fn interruption_taints_and_capacity_types_are_read_from_nodes_and_pods() {
     cp.apply(&pod(&ns, "p3", "web", Some(&on("spot-b")), "spot"));
     cp.apply(&pod(&ns, "p4", "web", Some(&on("od-a")), "spot"));
     cp.apply(&pod(&ns, "p5", "web", None, "spot"));
+    mark_unschedulable(&cp, &ns, "p5");
     cp.apply(&pod(&ns, "other", "db", Some(&on("spot-a")), "spot"));
 
     let target = TargetRef {
@@ -199,8 +216,8 @@ async fn interruption_taints_and_capacity_types_are_read_from_nodes_and_pods() {
     assert_eq!(sig("on-demand-pods").samples[0].value, 1.0);
     assert_eq!(
         sig("pending").samples[0].value,
-        5.0,
-        "no kubelet: every pod is Pending"
+        1.0,
+        "every pod is Pending (no kubelet), but only p5 is waiting for a node"
     );
 
     // The event is remembered at the same time on the next evaluation, not duplicated.

@@ -9,8 +9,10 @@
 //!   `kubernetes.azure.com/scalesetpriority: spot`), else what the pod asks for in
 //!   `spec.nodeSelector` or a required node-affinity term `In` one value on those keys.
 //!   Pods whose capacity type cannot be told are not counted under either type.
-//! - **Pending pods**: phase `Pending` and not being deleted; their age is
-//!   now - `creationTimestamp`.
+//! - **Pending pods** (waiting for capacity): phase `Pending`, not bound to a node, marked
+//!   `PodScheduled=False` reason `Unschedulable` by the scheduler, and not being deleted
+//!   (`kubectl get pods --field-selector=status.phase=Pending` minus those already bound or
+//!   not yet tried); their age is now - `creationTimestamp`.
 //! - an **interruption** is a node carrying one of the taints
 //!   `karpenter.sh/disruption` (Karpenter v1 marks a node it is about to remove, spot
 //!   interruption included), `aws-node-termination-handler/spot-itn` (AWS NTH's spot
@@ -100,9 +102,22 @@ pub fn pod_capacity_type(pod: &Pod, nodes: &HashMap<String, Node>) -> Option<&'s
     None
 }
 
-fn is_pending(p: &Pod) -> bool {
+/// Pending for want of a node: unbound, and the scheduler said so (`PodScheduled=False`,
+/// reason `Unschedulable`, what Karpenter provisions for). A bound pod still starting has
+/// its capacity; a fresh one the scheduler has not tried yet may find some.
+fn waits_for_capacity(p: &Pod) -> bool {
+    let Some(status) = p.status.as_ref() else {
+        return false;
+    };
     p.metadata.deletion_timestamp.is_none()
-        && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending")
+        && status.phase.as_deref() == Some("Pending")
+        && p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_none_or(str::is_empty)
+        && status.conditions.iter().flatten().any(|c| {
+            c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+        })
 }
 
 fn is_unfinished(p: &Pod) -> bool {
@@ -271,14 +286,14 @@ impl KubeObjectsGatherer {
                     })
                     .collect();
                 match src.count {
-                    KubeCount::PendingPods => {
-                        Ok(latest(pods.iter().filter(|p| is_pending(p)).count() as f64))
-                    }
+                    KubeCount::PendingPods => Ok(latest(
+                        pods.iter().filter(|p| waits_for_capacity(p)).count() as f64,
+                    )),
                     KubeCount::Pods => Ok(latest(pods.iter().filter(|p| is_unfinished(p)).count() as f64)),
                     KubeCount::PendingSeconds => {
                         let oldest = pods
                             .iter()
-                            .filter(|p| is_pending(p))
+                            .filter(|p| waits_for_capacity(p))
                             .filter_map(|p| p.metadata.creation_timestamp.as_ref())
                             .map(|t| t.0.as_millisecond())
                             .min();
@@ -477,5 +492,52 @@ impl SignalGatherer for KubeObjectsGatherer {
             }
             out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap_or_default()
+    }
+
+    /// `spot-pending-pods` counts what spot-fallback moves away: pods no spot node has room
+    /// for. A pod bound to a node and starting (pulling its image) is Pending too but has
+    /// its capacity; one the scheduler has not looked at yet may well find some (counting
+    /// those made `minAvailable` move 5 pods where 3 could not be placed).
+    #[test]
+    fn only_pods_the_scheduler_could_not_place_wait_for_capacity() {
+        let unschedulable = pod(serde_json::json!({
+            "metadata": {"name": "a"},
+            "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}
+        }));
+        let starting = pod(serde_json::json!({
+            "metadata": {"name": "b"},
+            "spec": {"nodeName": "spot-1", "containers": []},
+            "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "True"}]}
+        }));
+        let not_yet_scheduled = pod(serde_json::json!({
+            "metadata": {"name": "c"},
+            "status": {"phase": "Pending"}
+        }));
+        let deleted = pod(serde_json::json!({
+            "metadata": {"name": "d", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+            "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}
+        }));
+        let running = pod(serde_json::json!({
+            "metadata": {"name": "e"},
+            "spec": {"nodeName": "spot-1", "containers": []},
+            "status": {"phase": "Running"}
+        }));
+        let waiting: Vec<bool> = [&unschedulable, &starting, &not_yet_scheduled, &deleted, &running]
+            .iter()
+            .map(|p| waits_for_capacity(p))
+            .collect();
+        assert_eq!(waiting, [true, false, false, false, false]);
     }
 }
