@@ -8,6 +8,8 @@
 //! 3. new spot nodes join -> after `calmPeriod` replicas move back to spot `moveBackStep` at a
 //!    time until the split is 3/7 again.
 //!
+//! A second test: `minAvailable` moves Pending spot pods at once, long before the timeout.
+//!
 //! The on-demand floor (3) holds throughout, and every replica the policy asks for ends up a
 //! Ready pod on a node of the right capacity type.
 
@@ -31,6 +33,15 @@ fn variant(ns: &str, name: &str, pool: &NodePool, replicas: u32) -> String {
 }
 
 fn holder(ns: &str) -> String {
+    holder_with(
+        ns,
+        "pendingTimeout: 3s\n      maxInterruptions: 1\n      interruptionWindow: 5s\n      calmPeriod: 10s\n      moveBackStep: 2\n      moveBackInterval: 3s",
+    )
+}
+
+/// The spot-fallback holder `web`: 10 replicas wanted (load 1000 at 100 each), on-demand
+/// floor 30 %, and the `extra` config lines.
+fn holder_with(ns: &str, extra: &str) -> String {
     format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -44,12 +55,7 @@ metadata:
     wasmscaler.io/config: |
       averageValue: 100
       onDemandBase: 0.3
-      pendingTimeout: 3s
-      maxInterruptions: 1
-      interruptionWindow: 5s
-      calmPeriod: 10s
-      moveBackStep: 2
-      moveBackInterval: 3s
+      {extra}
       signals:
         load: {{value: 1000}}
 spec:
@@ -220,6 +226,66 @@ async fn spot_full_interrupted_and_back_moves_replicas_between_real_pools() {
         || async {
             (serving_on(c, &ns, "web-spot", &spot2.name) == 7
                 && serving_on(c, &ns, "web-on-demand", &od.name) == 3)
+                .then_some(())
+        },
+    )
+    .await;
+    ctl.shutdown().await;
+}
+
+/// PDB-style `minAvailable`: with a 60 s `pendingTimeout`, Pending spot pods that leave
+/// fewer than 80 % of the replicas placed move to on-demand at once, not after the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_spot_pods_below_min_available_move_to_on_demand_before_the_timeout() {
+    let c = Cluster::shared();
+    let ns = c.namespace("spot-minavail").await;
+    let spot = NodePool::new(&format!("{ns}-spot"), "spot", 2).cpu("2").tainted();
+    let od = NodePool::new(&format!("{ns}-od"), "on-demand", 2)
+        .cpu("8")
+        .tainted();
+    c.node_pool(&spot);
+    c.node_pool(&od);
+    c.apply(&variant(&ns, "web-spot", &spot, 0));
+    c.apply(&variant(&ns, "web-on-demand", &od, 0));
+    c.apply(&holder_with(&ns, "pendingTimeout: 60s\n      minAvailable: 0.8"));
+    let ctl = start_controller(c, &ns, None, &[]).await;
+
+    eventually_within("split 7 spot / 3 on-demand", Duration::from_secs(20), || async {
+        (split(c, &ns) == (7, 3)).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    // 3 of 7 spot pods Pending leave 7 of 10 placed < ceil(0.8 x 10) = 8: moved at once.
+    eventually_within(
+        "the Pending spot replicas moved to on-demand",
+        Duration::from_secs(20),
+        || async { (split(c, &ns) == (4, 6)).then_some(()) },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "moved after {:?}: by minAvailable, not the 60 s pendingTimeout",
+        started.elapsed()
+    );
+    let reason = c.decision(&ns, "deployment", "web")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        c.events(&ns, "web")
+            .iter()
+            .any(|(_, n)| n.contains("< minAvailable 0.8"))
+            || reason.contains("< minAvailable 0.8"),
+        "the move names minAvailable: {reason} {:?}",
+        c.events(&ns, "web")
+    );
+    eventually_within(
+        "4 Ready on spot nodes, 6 on on-demand nodes, none Pending",
+        Duration::from_secs(30),
+        || async {
+            (serving_on(c, &ns, "web-spot", &spot.name) == 4
+                && serving_on(c, &ns, "web-on-demand", &od.name) == 6
+                && c.pods(&ns, "app=web-spot").len() == 4)
                 .then_some(())
         },
     )
