@@ -96,7 +96,7 @@ async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
     // longer than pendingTimeout: those 4 move to on-demand.
     for i in 0..4 {
         cp.apply(&pod(&ns, &format!("web-spot-{i}"), "web-spot", None, "spot"));
-        mark_unschedulable(&cp, &ns, &format!("web-spot-{i}"));
+        mark_unschedulable(cp, &ns, &format!("web-spot-{i}"));
     }
     eventually("4 replicas moved to on-demand", || async {
         (cp.replicas(&ns, "deployment", "web-spot") == Some(3)
@@ -169,7 +169,7 @@ async fn interruption_taints_and_capacity_types_are_read_from_nodes_and_pods() {
     cp.apply(&pod(&ns, "p3", "web", Some(&on("spot-b")), "spot"));
     cp.apply(&pod(&ns, "p4", "web", Some(&on("od-a")), "spot"));
     cp.apply(&pod(&ns, "p5", "web", None, "spot"));
-    mark_unschedulable(&cp, &ns, "p5");
+    mark_unschedulable(cp, &ns, "p5");
     cp.apply(&pod(&ns, "other", "db", Some(&on("spot-a")), "spot"));
 
     let target = TargetRef {
