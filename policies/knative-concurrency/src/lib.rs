@@ -221,15 +221,19 @@ impl Policy for KnativeConcurrency {
         // evaluation for longer than the signal window) or the clock went backwards (a
         // replay), the windows start afresh from the samples at hand.
         let covered_from_s = (now - i64::try_from(covered_ms).unwrap_or(i64::MAX)).div_euclid(1000) + 1;
-        if st
+        let seconds = Seconds(&b);
+        let stale = st
             .recorded_s
-            .is_some_and(|last| last > now_s || last + 1 - stable_n < covered_from_s)
-        {
+            .is_some_and(|last| last > now_s || last + 1 - stable_n < covered_from_s);
+        // The source revised seconds already recorded: re-read the windows from what it
+        // says now (Knative's own buckets are never revised; ours are read back).
+        let revised = !stale
+            && (!st.stable.agrees_with(&seconds, stable_n) || !st.panic.agrees_with(&seconds, panic_n));
+        if stale || revised {
             st.stable = Window::default();
             st.panic = Window::default();
             st.recorded_s = None;
         }
-        let seconds = Seconds(&b);
         let recorded = st.recorded_s;
         for &(sec, v) in b.iter().filter(|(sec, _)| recorded.is_none_or(|r| *sec > r)) {
             st.stable.record(&seconds, sec, v, stable_n);

@@ -80,6 +80,23 @@ impl Window {
         self.total += value;
     }
 
+    /// Whether the running total still matches what the samples at hand say the recorded
+    /// seconds hold. A real source revises its newest points (a scrape ingested after the
+    /// query, a range grid shifted by a few ms); the total then carries a load the samples
+    /// no longer have, subtracted as 0 when it leaves (a phantom that outlives the window)
+    /// or the reverse (a negative average). The tolerance is far above the rounding of a
+    /// different summation order and far below any real revision.
+    pub fn agrees_with(&self, seconds: &Seconds, size: i64) -> bool {
+        let Some(last) = self.last_s else {
+            return true;
+        };
+        let from = self.first_s.max(last - size + 1);
+        let (sum, magnitude) = (from..=last)
+            .map(|s| seconds.value(s).unwrap_or(0.0))
+            .fold((0.0, 0.0), |(sum, mag), v: f64| (sum + v, mag + v.abs()));
+        (self.total - sum).abs() <= 1e-9 * (1.0 + magnitude)
+    }
+
     /// Knative `IsEmpty(now)`: nothing recorded in the last window.
     pub fn is_empty(&self, now_s: i64, size: i64) -> bool {
         self.last_s.is_none_or(|last| now_s - last > size)

@@ -560,3 +560,72 @@ fn scenarios() {
     let n = check_scenarios::<KnativeConcurrency>(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"));
     assert!(n > 0, "no scenarios found");
 }
+
+/// The stable average `reason` reports ("stable: X avg" or, in panic, "stable X over").
+fn stable_avg(reason: &str) -> f64 {
+    let (_, rest) = reason
+        .split_once("stable: ")
+        .or_else(|| reason.split_once("stable "))
+        .unwrap_or_else(|| panic!("no stable average in: {reason}"));
+    rest.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stable average in: {reason}"))
+}
+
+#[test]
+fn a_source_that_revises_seconds_already_recorded_does_not_skew_the_windows() {
+    // A real Prometheus revises its newest points: a scrape ingested after the query, or
+    // a range grid that moved by a few ms, changes the value of a second the policy has
+    // recorded already. The windows then hold what the source says now, never a phantom
+    // load that outlives the window (or a negative one).
+    let cfg = r#"{"stableWindow": "6s", "scaleToZeroGracePeriod": "30s"}"#;
+    let mut h = Harness::<KnativeConcurrency>::new();
+    let first = |s: i64| if s <= 100 { 45.0 } else { 0.0 };
+    for t in (0..=100).step_by(2) {
+        tick(&mut h, ctx_with(cfg, "concurrency", t, 5, 5, &first));
+    }
+    // Seconds 99 and 100 were 45 when recorded; the source now says 0.
+    let revised_down = |s: i64| if s <= 98 { 45.0 } else { 0.0 };
+    let mut d = tick(&mut h, ctx_with(cfg, "concurrency", 102, 5, 5, &revised_down));
+    for t in (104..=120).step_by(2) {
+        d = tick(&mut h, ctx_with(cfg, "concurrency", t, 5, 5, &revised_down));
+    }
+    assert_eq!(
+        stable_avg(&d.reason),
+        0.0,
+        "a whole window of zeros: {}",
+        d.reason
+    );
+
+    // Seconds 121 and 122 were 0 when recorded; the source now says 45 (a late scrape).
+    let mut d = tick(&mut h, ctx_with(cfg, "concurrency", 122, 5, 5, &revised_down));
+    assert_eq!(stable_avg(&d.reason), 0.0, "{}", d.reason);
+    let revised_up = |s: i64| {
+        if s <= 98 || s == 121 || s == 122 {
+            45.0
+        } else {
+            0.0
+        }
+    };
+    for t in (124..=140).step_by(2) {
+        d = tick(&mut h, ctx_with(cfg, "concurrency", t, 5, 5, &revised_up));
+        assert!(stable_avg(&d.reason) >= 0.0, "t={t}: {}", d.reason);
+    }
+    assert_eq!(
+        stable_avg(&d.reason),
+        0.0,
+        "a whole window of zeros: {}",
+        d.reason
+    );
+    // And it still sees real load at once.
+    let back = |s: i64| {
+        if s <= 98 || s == 121 || s == 122 || s >= 142 {
+            45.0
+        } else {
+            0.0
+        }
+    };
+    let d = tick(&mut h, ctx_with(cfg, "concurrency", 142, 5, 5, &back));
+    assert!(stable_avg(&d.reason) > 0.0, "{}", d.reason);
+}
