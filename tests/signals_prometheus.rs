@@ -120,6 +120,8 @@ async fn instant_range_history_and_errors_against_a_real_prometheus() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     exporter.set("shop_requests_per_second", 400.0);
     prom.wait_for("shop_requests_per_second", 400.0);
+    // The newest point is on the last whole second: let one pass after the new value.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let got = gather(
         &g,
         &[(
@@ -134,6 +136,13 @@ async fn instant_range_history_and_errors_against_a_real_prometheus() {
     assert!(
         s.windows(2).all(|w| w[1].at_ms - w[0].at_ms == 1000),
         "1 s steps: {s:?}"
+    );
+    // On the whole-second grid whenever the evaluation runs, so every evaluation reads
+    // the same instants: a policy that records per-second values (knative) sees a second
+    // revised only when a late scrape changes it, not whenever `now` moved by a few ms.
+    assert!(
+        s.iter().all(|x| x.at_ms % 1000 == 0),
+        "points on whole seconds: {s:?}"
     );
     assert_eq!(s.last().map(|x| x.value), Some(400.0));
     assert!(

@@ -144,7 +144,8 @@ impl Prometheus {
     }
 
     /// `query` over `[start_ms, end_ms]` every `step_ms` (widened so the answer stays
-    /// within Prometheus's 11,000 points). Non-finite points are dropped. No series: empty.
+    /// within Prometheus's 11,000 points), on the grid of whole steps inside that span.
+    /// Non-finite points are dropped. No series: empty.
     pub async fn range(
         &self,
         server: Option<&str>,
@@ -157,6 +158,7 @@ impl Prometheus {
         let base = self.server(server)?;
         let span = u64::try_from(end_ms.saturating_sub(start_ms)).unwrap_or(0);
         let step_ms = step_ms.max(1000).max(span.div_ceil(MAX_RANGE_POINTS - 1));
+        let (start_ms, end_ms) = on_grid(start_ms, end_ms, step_ms);
         let form = form_encode(&[
             ("query", query),
             ("start", &secs(start_ms)),
@@ -287,9 +289,32 @@ fn encode_into(out: &mut String, s: &str) {
     }
 }
 
+/// `[start, end]` narrowed to multiples of `step`. Prometheus evaluates a range query at
+/// `start + k * step`: on a grid that moves with `now`, two evaluations a few ms apart
+/// read different instants, so a second's value flips around every change of the series
+/// and a policy that keeps per-second totals (knative's windows) drifts.
+fn on_grid(start_ms: i64, end_ms: i64, step_ms: u64) -> (i64, i64) {
+    let step = i64::try_from(step_ms).unwrap_or(i64::MAX).max(1);
+    let end = end_ms.div_euclid(step).saturating_mul(step);
+    let start = start_ms
+        .div_euclid(step)
+        .saturating_add(i64::from(start_ms.rem_euclid(step) != 0))
+        .saturating_mul(step);
+    (start.min(end), end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_spans_are_narrowed_to_the_step_grid() {
+        assert_eq!(on_grid(10_155, 30_155, 1000), (11_000, 30_000));
+        assert_eq!(on_grid(10_000, 30_000, 1000), (10_000, 30_000));
+        assert_eq!(on_grid(1_234, 3_599_999, 30_000), (30_000, 3_570_000));
+        // A span shorter than a step keeps one point.
+        assert_eq!(on_grid(10_100, 10_900, 1000), (10_000, 10_000));
+    }
 
     #[test]
     fn encodes_forms_and_times() {
