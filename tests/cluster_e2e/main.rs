@@ -16,6 +16,7 @@ mod controlplane;
 #[path = "../servers/mod.rs"]
 mod servers;
 
+mod batch_job;
 mod cron;
 mod hpa;
 mod knative;
