@@ -123,6 +123,81 @@ async fn a_bad_annotation_is_reported_and_the_controller_keeps_serving_others() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenancy_rules_refuse_what_the_operator_did_not_allow_and_serve_the_rest() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("tenancy").await;
+    let redis_signal = |url: &str| {
+        format!(
+            "targets: [{{signal: load, averageValue: 100}}]\nsignals: {{load: {{redis: {{url: '{url}', list: q}}}}}}"
+        )
+    };
+    // The metadata endpoint of a cloud VM is not a signal server.
+    cp.apply(&deployment(
+        &ns,
+        "exfil",
+        2,
+        0,
+        &[(
+            "wasmscaler.io/config",
+            &redis_signal("redis://:hunter2@169.254.169.254:6379/0"),
+        )],
+    ));
+    cp.apply(&deployment(
+        &ns,
+        "hasty",
+        2,
+        900,
+        &[("wasmscaler.io/interval", "200ms")],
+    ));
+    cp.apply(&deployment(&ns, "good", 1, 400, &[]));
+    let ctl = cp
+        .start_controller(wasmscaler::kube::Settings {
+            tenancy: wasmscaler::kube::tenancy::TenancyRules {
+                allowed_signal_servers: Some(vec!["redis.jobs:6379".into()]),
+                min_interval: Duration::from_secs(1),
+            },
+            ..settings(&ns)
+        })
+        .await;
+
+    cp.replicas_become(&ns, "deployment", "good", 4).await;
+    for (name, says) in [
+        (
+            "exfil",
+            "signal 'load': 'redis' server 'redis://:***@169.254.169.254:6379/0' is not in the controller's \
+             --allowed-signal-servers (redis.jobs:6379)",
+        ),
+        (
+            "hasty",
+            "wasmscaler.io/interval: 200ms is shorter than the controller's minimum 1s (--min-interval)",
+        ),
+    ] {
+        let note = eventually(&format!("InvalidAnnotation on {name}"), || async {
+            cp.events(&ns, name)
+                .into_iter()
+                .find(|(r, _)| r == "InvalidAnnotation")
+                .map(|(_, n)| n)
+        })
+        .await;
+        assert!(note.contains(says) && !note.contains("hunter2"), "{note}");
+        let status = cp.status(&ns, name).unwrap_or_default();
+        assert!(
+            status["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{status}"
+        );
+        assert_eq!(
+            cp.replicas(&ns, "deployment", name),
+            Some(2),
+            "{name} is not scaled"
+        );
+    }
+    // A fix within the rules is picked up at once.
+    cp.annotate(&ns, "deployment/hasty", "wasmscaler.io/interval=1s");
+    cp.replicas_become(&ns, "deployment", "hasty", 9).await;
+    ctl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_is_scaled() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("sts").await;

@@ -143,6 +143,14 @@ fn default_values_render_what_the_api_server_accepts_and_rbac_matches_deploy_rba
         "{args:?}"
     );
     assert!(!args.iter().any(|a| a.starts_with("--namespace=")), "{args:?}");
+    // Any signal server unless the operator lists them; intervals of 5 s or more.
+    assert!(args.contains(&"--min-interval=5s".to_string()), "{args:?}");
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--allowed-signal-servers") || a.starts_with("--prometheus-url")),
+        "{args:?}"
+    );
 
     // One RBAC source: the chart's RBAC objects are deploy/rbac.yaml's, rule for rule.
     let plain = objects(
@@ -188,6 +196,10 @@ fn watch_namespace_grants_roles_in_that_namespace_and_no_cluster_role() {
         "wasmscaler-system",
         "--set",
         "watchNamespace=shop",
+        "--set",
+        "allowedSignalServers={prometheus.monitoring,redis.jobs:6379}",
+        "--set",
+        "prometheusUrl=http://prometheus.monitoring:9090",
     ]);
     let out = server_dry_run(cp, "scaler", &yaml);
     assert!(out.contains("(server dry run)"), "{out}");
@@ -213,6 +225,13 @@ fn watch_namespace_grants_roles_in_that_namespace_and_no_cluster_role() {
     );
     let args = args_of(&objs);
     assert!(args.contains(&"--namespace=shop".to_string()), "{args:?}");
+    for a in [
+        "--allowed-signal-servers=prometheus.monitoring,redis.jobs:6379",
+        "--prometheus-url=http://prometheus.monitoring:9090",
+        "--min-interval=5s",
+    ] {
+        assert!(args.contains(&a.to_string()), "{a} in {args:?}");
+    }
     assert!(
         args.contains(&"--lease-namespace=wasmscaler-system".to_string()),
         "{args:?}"

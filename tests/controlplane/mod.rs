@@ -468,6 +468,11 @@ pub fn settings(ns: &str) -> wasmscaler::kube::Settings {
         lease_namespace: SYSTEM_NAMESPACE.to_string(),
         lease_name: format!("wasmscaler-{ns}"),
         identity: format!("test-{}", unique()),
+        // Tests evaluate every second (or faster) to stay short.
+        tenancy: wasmscaler::kube::tenancy::TenancyRules {
+            min_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
         ..wasmscaler::kube::Settings::default()
     }
 }

@@ -55,6 +55,18 @@ pub struct RunArgs {
     /// (e.g. http://prometheus.monitoring:9090).
     #[arg(long, env = "WASMSCALER_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// Servers a workload's annotation may name for a signal: `host` (any port),
+    /// `host:port`, or `unix` (Redis over a socket); repeatable or comma-separated.
+    /// Default: any server. `--prometheus-url` is always allowed.
+    #[arg(long, value_name = "HOST[:PORT]", value_delimiter = ',')]
+    pub allowed_signal_servers: Option<Vec<String>>,
+    /// The shortest wasmscaler.io/interval a workload may set (shorter ones are refused).
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    pub min_interval: Duration,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    crate::core::spec::parse_duration_ms(s).map(Duration::from_millis)
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
@@ -109,6 +121,10 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
         lease_retry: (lease_duration / 5).max(Duration::from_millis(500)),
         metrics_addr: Some(args.metrics_addr),
         concurrency: args.concurrency,
+        tenancy: super::tenancy::TenancyRules {
+            allowed_signal_servers: args.allowed_signal_servers,
+            min_interval: args.min_interval,
+        },
     };
     tracing::info!(?settings, "starting controller");
     // Signal sources (prometheus, redis, kubernetes) and the Job / pool actuator, on the

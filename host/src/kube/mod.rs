@@ -26,6 +26,7 @@ pub mod pools;
 pub mod reconcile;
 pub mod report;
 pub mod signals_api;
+pub mod tenancy;
 pub mod watch_health;
 
 use std::net::SocketAddr;
@@ -114,6 +115,8 @@ pub struct Settings {
     pub metrics_addr: Option<SocketAddr>,
     /// Workloads reconciled in parallel.
     pub concurrency: u16,
+    /// What annotations may ask for (signal servers, interval).
+    pub tenancy: tenancy::TenancyRules,
 }
 
 impl Default for Settings {
@@ -134,6 +137,7 @@ impl Default for Settings {
             lease_retry: Duration::from_secs(2),
             metrics_addr: None,
             concurrency: 8,
+            tenancy: tenancy::TenancyRules::default(),
         }
     }
 }
@@ -310,6 +314,7 @@ where
         events,
         leadership.clone(),
         settings.default_max_replicas,
+        settings.tenancy.clone(),
     ));
 
     // Leadership changes: metric, and forget cached state when we lose it and when we

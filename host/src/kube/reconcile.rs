@@ -30,6 +30,7 @@ use super::leader::Leadership;
 use super::metrics::{Metrics, WorkloadLabels};
 use super::report::{PolicyStatus, Status, transitions};
 use super::signals_api::{Actuator, Gatherers, TargetRef};
+use super::tenancy::TenancyRules;
 use crate::core::spec::{POLICY, STATE, STATUS, TARGET};
 use crate::core::{self, Action as CoreAction, Mode, Observation, Pause, Plan, WorkloadSpec, WorkloadState};
 use crate::runtime::Registry;
@@ -55,6 +56,7 @@ pub struct Shared {
     pub events: EventLog,
     pub leadership: Leadership,
     pub default_max_replicas: u32,
+    pub tenancy: TenancyRules,
     pub field_manager: String,
     entries: Mutex<HashMap<String, Entry>>,
     targets: Mutex<HashMap<String, ApiResource>>,
@@ -75,6 +77,7 @@ impl Shared {
         events: EventLog,
         leadership: Leadership,
         default_max_replicas: u32,
+        tenancy: TenancyRules,
     ) -> Self {
         Self {
             client,
@@ -85,6 +88,7 @@ impl Shared {
             events,
             leadership,
             default_max_replicas,
+            tenancy,
             field_manager: "wasmscaler".into(),
             entries: Mutex::new(HashMap::new()),
             targets: Mutex::new(HashMap::new()),
@@ -482,6 +486,9 @@ async fn reconcile_once(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Ac
         Ok(spec) => spec,
         Err(e) => return record_invalid(s, &ctx, &w, fp, e.to_string(), None).await,
     };
+    if let Err(e) = s.tenancy.check(&spec) {
+        return record_invalid(s, &ctx, &w, fp, e, None).await;
+    }
 
     // Observe. A target that cannot be resolved is a bad annotation too (the kind or the
     // object may appear later: look again after a while).

@@ -23,6 +23,9 @@ use crate::core::spec::parse_duration_ms;
 
 /// Default timeout of one network call made for one signal.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+/// The longest `timeout` a source may ask for: a call that may take longer would hold a
+/// reconcile slot (one of `--concurrency`) that every other workload shares.
+pub const MAX_TIMEOUT_MS: u64 = 30_000;
 
 /// A parsed source spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +199,28 @@ fn duration(kind: &str, m: &Map<String, Value>, key: &str) -> Result<Option<u64>
     }
 }
 
+/// `timeout` (default [`DEFAULT_TIMEOUT_MS`]), at most [`MAX_TIMEOUT_MS`].
+fn timeout(kind: &str, m: &Map<String, Value>) -> Result<u64, String> {
+    let ms = duration(kind, m, "timeout")?.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if ms > MAX_TIMEOUT_MS {
+        return Err(format!(
+            "'{kind}.timeout' is {}s, over the limit of {}s",
+            ms as f64 / 1000.0,
+            MAX_TIMEOUT_MS / 1000
+        ));
+    }
+    Ok(ms)
+}
+
+/// Whether a source spec sets `timeout` itself (not the default).
+pub fn sets_timeout(spec: &Value) -> bool {
+    spec.as_object().is_some_and(|o| {
+        o.contains_key("timeout")
+            || o.values()
+                .any(|v| v.as_object().is_some_and(|b| b.contains_key("timeout")))
+    })
+}
+
 fn parse_prom(body: &Value) -> Result<PromSource, String> {
     if let Value::String(q) = body {
         if q.trim().is_empty() {
@@ -248,7 +273,7 @@ fn parse_prom(body: &Value) -> Result<PromSource, String> {
         query,
         server,
         ignore_null_values,
-        timeout_ms: duration("prometheus", m, "timeout")?.unwrap_or(DEFAULT_TIMEOUT_MS),
+        timeout_ms: timeout("prometheus", m)?,
         history,
     })
 }
@@ -265,7 +290,7 @@ fn parse_redis(body: &Value) -> Result<RedisSource, String> {
     Ok(RedisSource {
         url,
         list: string("redis", m, "list")?.ok_or("'redis.list' is missing (the list's key)")?,
-        timeout_ms: duration("redis", m, "timeout")?.unwrap_or(DEFAULT_TIMEOUT_MS),
+        timeout_ms: timeout("redis", m)?,
     })
 }
 
@@ -321,6 +346,27 @@ pub fn range_step_ms(window_ms: u64) -> u64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_timeout_over_the_limit_is_refused_naming_the_key() {
+        let e = SourceSpec::parse(&json!({"prometheus": {"query": "x", "timeout": "7d"}})).unwrap_err();
+        assert!(
+            e.contains("'prometheus.timeout' is 604800s, over the limit of 30s"),
+            "{e}"
+        );
+        let e =
+            SourceSpec::parse(&json!({"redis": {"url": "redis://r:6379/0", "list": "q", "timeout": "31s"}}))
+                .unwrap_err();
+        assert!(e.contains("'redis.timeout'"), "{e}");
+        assert!(SourceSpec::parse(&json!({"prometheus": {"query": "x", "timeout": "30s"}})).is_ok());
+        assert!(sets_timeout(
+            &json!({"prometheus": {"query": "x", "timeout": "2s"}})
+        ));
+        assert!(sets_timeout(
+            &json!({"kind": "redis", "url": "redis://r", "list": "q", "timeout": "2s"})
+        ));
+        assert!(!sets_timeout(&json!({"prometheus": "x"})));
+    }
 
     #[test]
     fn parses_every_form() {
