@@ -20,8 +20,12 @@
 // only on a change), line for line; the scale subresource is the tick's replicas.
 //
 // Time: the decision steps read time.Now(). Each tick maps the simulated instant onto the
-// wall clock: every stored recommendation and scale event is moved by the change of that
-// mapping, and what the tick records is stamped at exactly the simulated instant.
+// clock: every stored recommendation and scale event is moved by the change of that
+// mapping (measured on the monotonic clock), and what the tick records is stamped at
+// exactly the tick's instant. Simulated instants are whole milliseconds apart, far more
+// than the microseconds between the clock readings of one tick, so an event exactly one
+// period old compares as the upstream code compares it in a real cluster (the clock is
+// read after the stamp: outside the period).
 //
 // Protocol: JSON lines on stdin, one answer line per request on stdout.
 //
@@ -120,15 +124,13 @@ func milli(v float64) int64 { return int64(math.Round(v * 1000)) }
 
 const key = "default/workload"
 
-// base is the simulated instant of atMs 0.
-var base = time.Unix(1_700_000_000, 0)
-
 type sequence struct {
 	hpa     *autoscalingv2.HorizontalPodAutoscaler
 	metrics *externalMetrics
 	ctl     *podautoscaler.HorizontalController
-	// The wall clock minus the simulated clock, as of the last tick.
-	offset time.Duration
+	// The last tick: its time.Now() and its simulated instant.
+	lastWall time.Time
+	lastAt   time.Duration
 }
 
 func newSequence(s *startIn) (*sequence, error) {
@@ -170,11 +172,15 @@ func newSequence(s *startIn) (*sequence, error) {
 
 // tick is one reconcileAutoscaler of the HPA at the simulated instant atMs.
 func (s *sequence) tick(t *tickIn) tickOut {
-	now := base.Add(time.Duration(t.AtMs) * time.Millisecond)
+	at := time.Duration(t.AtMs) * time.Millisecond
 	wall := time.Now()
-	offset := wall.Sub(now)
-	s.ctl.ConformanceShiftTimes(key, offset-s.offset)
-	s.offset = offset
+	// The shift between two ticks is measured on the monotonic clock, the one the
+	// upstream code's Before/After comparisons use (a wall-clock difference would carry
+	// NTP adjustments into them).
+	if !s.lastWall.IsZero() {
+		s.ctl.ConformanceShiftTimes(key, wall.Sub(s.lastWall)-(at-s.lastAt))
+	}
+	s.lastWall, s.lastAt = wall, at
 	defer s.ctl.ConformanceSnapTimes(key, wall, wall)
 	s.metrics.values, s.metrics.at = t.Metrics, wall
 
