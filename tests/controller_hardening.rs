@@ -235,10 +235,11 @@ fn series_of(metrics: &str, ns: &str, name: &str) -> Vec<String> {
 async fn a_deleted_workload_is_forgotten_and_its_successor_starts_afresh() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("deleted").await;
-    // Scale-down stabilization of 10 minutes: what a successor must not inherit.
+    // At most 4 pods added per 10 minutes: what a successor must not inherit (the
+    // first one's 1 -> 5 uses them all up).
     let behavior = [(
         "wasmscaler.io/behavior",
-        "scaleDown: {stabilizationWindowSeconds: 600}",
+        "scaleUp: {policies: [{type: Pods, value: 4, periodSeconds: 600}]}",
     )];
     cp.apply(&deployment(&ns, "web", 1, 500, &behavior));
     cp.apply(&deployment(&ns, "other", 1, 200, &[]));
@@ -259,11 +260,12 @@ async fn a_deleted_workload_is_forgotten_and_its_successor_starts_afresh() {
     assert!(!series_of(&m, &ns, "other").is_empty(), "{m}");
     assert!(m.contains("wasmscaler_managed_workloads 1"), "{m}");
 
-    // Re-created under the same name, at 5 replicas with load for 1: a new object with no
-    // recommendation history scales down at once instead of holding the old one's 5
-    // for its 10-minute window.
-    cp.apply(&deployment(&ns, "web", 5, 100, &behavior));
-    cp.replicas_become(&ns, "deployment", "web", 1).await;
+    // Re-created under the same name, at 1 replica with load for 5: a new object with no
+    // scale history scales up at once instead of waiting out the old one's 10-minute
+    // period. (Not a scale-down: like a new HPA, a new object's first replicas hold the
+    // scale-down stabilization window, inherited or not.)
+    cp.apply(&deployment(&ns, "web", 1, 500, &behavior));
+    cp.replicas_become(&ns, "deployment", "web", 5).await;
     ctl.shutdown().await;
 }
 

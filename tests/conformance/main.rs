@@ -11,6 +11,7 @@
 //! they cover. A mismatch prints a reproducer: seed, config, tick, inputs, both answers.
 
 mod cron;
+mod hpa;
 mod knative;
 mod queue_job;
 mod reference;
@@ -135,4 +136,9 @@ fn queue_job_matches_keda_scaledjob() {
 #[test]
 fn cron_matches_cronhpa_go_cron() {
     check("cron", cron::conformance);
+}
+
+#[test]
+fn hpa_matches_kubernetes_horizontal_pod_autoscaler() {
+    check("hpa", hpa::conformance);
 }

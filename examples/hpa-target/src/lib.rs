@@ -50,10 +50,14 @@ impl Policy for HpaTarget {
             env!("CARGO_PKG_VERSION"),
             "HPA target-value rule: ceil(replicas x metric / target)",
         )
-        .signal(SignalRequest::latest(
-            "load",
-            "the workload's total load (sum across pods), e.g. requests per second",
-        ))
+        .signal(
+            SignalRequest::latest(
+                "load",
+                "the workload's total load (sum across pods), e.g. requests per second",
+            )
+            // Optional: with several targets, the others still answer without it.
+            .optional(),
+        )
     }
 
     fn validate(cfg: &Config) -> Result<(), PolicyError> {
@@ -80,15 +84,22 @@ impl Policy for HpaTarget {
     fn evaluate(ctx: &Context, cfg: &Config, _: &mut ()) -> Result<Decision, PolicyError> {
         let current = ctx.workload.replicas;
         let mut best: Option<(u32, String)> = None;
+        let mut failed: Option<PolicyError> = None;
         for t in &cfg.targets {
-            let total = ctx.signal(&t.signal)?.latest()?;
+            let total = match ctx.signal(&t.signal).and_then(|s| s.latest()) {
+                Ok(v) => v,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            };
             // The HPA compares the per-pod average with the target.
             let per_pod = if current == 0 {
                 total
             } else {
                 total / f64::from(current)
             };
-            let proposal = hpa_proportional(current, per_pod, t.average_value, cfg.tolerance)?;
+            let proposal = external_per_pod(current, total, t.average_value, cfg.tolerance)?;
             let why = format!(
                 "{}: {total:.1} total, {per_pod:.1}/replica vs target {}",
                 t.signal, t.average_value
@@ -97,10 +108,46 @@ impl Policy for HpaTarget {
                 best = Some((proposal, why));
             }
         }
-        let (wanted, why) = best.ok_or_else(|| PolicyError::config("no targets"))?;
+        let (wanted, why) = match (best, failed) {
+            (Some(b), None) => b,
+            // The HPA's rule for several metrics: when some fail, the others still scale
+            // up (or hold), never down.
+            (Some((wanted, why)), Some(_)) if wanted >= current => (wanted, why),
+            (_, Some(e)) => return Err(e),
+            (None, None) => return Err(PolicyError::config("no targets")),
+        };
         let replicas = ctx.clamp(wanted);
         Ok(Decision::new(replicas).reason(format!("{why} -> {wanted} replicas")))
     }
+}
+
+/// The HPA's rule for a metric with an `AverageValue` target on a total
+/// (`GetExternalPerPodMetricReplicas`): usage ratio = total / (target × current); within
+/// `[1 − tolerance, 1 + tolerance]` the replicas stay, else `ceil(total / target)`. In
+/// milli-units, as the API's quantities are, so the ratio is computed from the same
+/// integers the HPA divides (a value on the tolerance's edge lands on the same side).
+pub fn external_per_pod(current: u32, total: f64, target: f64, tolerance: f64) -> Result<u32, PolicyError> {
+    let milli = |what: &str, v: f64| finite(what, v).map(|v| (v.max(0.0) * 1000.0).round());
+    let usage = milli("metric", total)?;
+    let target = milli("target", target)?;
+    if target <= 0.0 {
+        return Err(PolicyError::config(format!(
+            "target must be at least 0.001, got {}",
+            target / 1000.0
+        )));
+    }
+    if current > 0 {
+        let ratio = usage / (target * f64::from(current));
+        if 1.0 - tolerance <= ratio && ratio <= 1.0 + tolerance {
+            return Ok(current);
+        }
+    }
+    let replicas = (usage / target).ceil();
+    Ok(if replicas >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        replicas as u32
+    })
 }
 
 wasmscaler_sdk::export_policy!(HpaTarget);

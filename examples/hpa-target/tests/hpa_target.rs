@@ -69,3 +69,43 @@ fn bad_config_names_the_key() {
     let err = validate::<HpaTarget>(r#"{"targets":[{"signal":"load","averageValue":"x"}]}"#).unwrap_err();
     assert!(err.to_string().contains("targets[0].averageValue"), "{err}");
 }
+
+/// Found by the HPA conformance test (tests/conformance/hpa.rs): with several metrics
+/// the HPA still scales up (or holds) on the metrics it has when one fails, and refuses
+/// only a scale-down (`computeReplicasForMetrics`).
+#[test]
+fn a_missing_target_does_not_stop_a_scale_up_by_the_others() {
+    let targets =
+        r#"{"targets":[{"signal":"load","averageValue":100},{"signal":"queue","averageValue":10}]}"#;
+    let up = ContextBuilder::new()
+        .replicas(2, 2)
+        .bounds(1, 20)
+        .series("queue", &[(wasmscaler_sdk::testing::DEFAULT_NOW_MS, 90.0)])
+        .config(targets)
+        .build();
+    assert_eq!(evaluate::<HpaTarget>(&up).unwrap().replicas, 9);
+    let down = ContextBuilder::new()
+        .replicas(5, 5)
+        .bounds(1, 20)
+        .series("queue", &[(wasmscaler_sdk::testing::DEFAULT_NOW_MS, 10.0)])
+        .config(targets)
+        .build();
+    assert!(matches!(
+        evaluate::<HpaTarget>(&down),
+        Err(PolicyError::MissingSignal(_))
+    ));
+}
+
+/// Found by the HPA conformance test: a usage ratio on the tolerance's edge is within it
+/// (`1 - t <= ratio <= 1 + t`, the ratio from the milli-unit integers the HPA divides):
+/// 179.01 / (8.1 x 17) is 1.3 there, while 179.01 / 17 / 8.1 - 1 is a hair above 0.3.
+#[test]
+fn a_ratio_on_the_tolerance_edge_holds() {
+    let c = ctx(17, 179.01)
+        .bounds(2, 29)
+        .config(r#"{"targets":[{"signal":"load","averageValue":8.1}],"tolerance":0.3}"#)
+        .build();
+    assert_eq!(evaluate::<HpaTarget>(&c).unwrap().replicas, 17);
+    assert_eq!(hpa_target::external_per_pod(17, 179.01, 8.1, 0.3).unwrap(), 17);
+    assert_eq!(hpa_target::external_per_pod(17, 179.02, 8.1, 0.3).unwrap(), 23);
+}

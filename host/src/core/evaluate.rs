@@ -139,8 +139,14 @@ pub struct Outcome {
 impl Outcome {
     /// No policy could be served (a file that does not load, an unknown built-in): the
     /// same fail-static / fallback as a policy error. Shared by every adapter.
-    pub fn unresolved(spec: &WorkloadSpec, state: &mut WorkloadState, current: u32, why: String) -> Self {
-        let v = spec.guardrails.on_failure(&mut state.guard, current);
+    pub fn unresolved(
+        spec: &WorkloadSpec,
+        state: &mut WorkloadState,
+        now_ms: i64,
+        current: u32,
+        why: String,
+    ) -> Self {
+        let v = spec.guardrails.on_failure(&mut state.guard, now_ms, current);
         let error = format!("policy unavailable: {why}");
         let mut reason = error.clone();
         for n in &v.notes {
@@ -240,7 +246,7 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
             (v.replicas, v.notes, false)
         }
         (Pause::No, None) => {
-            let v = g.on_failure(&mut state.guard, current);
+            let v = g.on_failure(&mut state.guard, obs.now_ms, current);
             let mut notes = v.notes;
             if proposal.is_some() {
                 notes.insert(0, "a policy failed and the others propose a scale-down".into());

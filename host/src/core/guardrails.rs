@@ -22,6 +22,10 @@ pub struct GuardState {
     /// Evaluations in a row that produced no usable answer.
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// The HPA behavior has seen this workload: its replicas when first seen went into
+    /// `recommendations` (the HPA's `recordInitialRecommendation`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seen: bool,
 }
 
 impl GuardState {
@@ -97,6 +101,9 @@ impl Guardrails {
         let Some(behavior) = &self.behavior else {
             return self.bounded(proposal, notes);
         };
+        if let Some(v) = self.hpa_first_steps(state, now_ms, current) {
+            return v;
+        }
         let up = behavior.up();
         let down = behavior.down();
 
@@ -143,19 +150,42 @@ impl Guardrails {
         // Rate limits, then bounds (the HPA's order).
         let mut replicas = stabilized;
         if replicas > current {
-            let limit = scale_up_limit(current, &state.scale_up_events, &up, now_ms).max(current);
+            let limit = scale_up_limit(current, state, &up, now_ms).max(current);
             if replicas > limit && limit < self.max_replicas {
                 notes.push(format!("scale-up limited to {limit} by behavior.scaleUp"));
                 replicas = limit;
             }
         } else if replicas < current {
-            let limit = scale_down_limit(current, &state.scale_down_events, &down, now_ms).min(current);
+            let limit = scale_down_limit(current, state, &down, now_ms).min(current);
             if replicas < limit && limit > self.min_replicas {
                 notes.push(format!("scale-down limited to {limit} by behavior.scaleDown"));
                 replicas = limit;
             }
         }
         self.bounded(replicas, notes)
+    }
+
+    /// What the HPA does before it reads any metric (`reconcileAutoscaler`): the first
+    /// time it sees a workload it records the current replicas as a recommendation (so a
+    /// stabilization window holds from there: a new HPA scales down only after the
+    /// scale-down window, and up only after the scale-up window); replicas outside
+    /// [min, max] go to the nearest bound at once, with no stabilization or rate limit and
+    /// nothing recorded. Only with a behavior (the HPA's semantics).
+    fn hpa_first_steps(&self, state: &mut GuardState, now_ms: i64, current: u32) -> Option<Verdict> {
+        self.behavior.as_ref()?;
+        if !state.seen {
+            state.seen = true;
+            state.recommendations.push((now_ms, current));
+        }
+        let (min, max) = (self.min_replicas.min(self.max_replicas), self.max_replicas);
+        if current > max || current < min {
+            let replicas = current.clamp(min, max);
+            return Some(Verdict {
+                replicas,
+                notes: vec![format!("{current} replicas outside [{min}, {max}] -> {replicas}")],
+            });
+        }
+        None
     }
 
     fn bounded(&self, replicas: u32, mut notes: Vec<String>) -> Verdict {
@@ -174,9 +204,13 @@ impl Guardrails {
 
     /// No usable answer this time: keep `current` (fail-static), or after
     /// `fallback.failureThreshold` failures in a row, the fallback replicas.
-    pub fn on_failure(&self, state: &mut GuardState, current: u32) -> Verdict {
+    pub fn on_failure(&self, state: &mut GuardState, now_ms: i64, current: u32) -> Verdict {
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
         let n = state.consecutive_failures;
+        if let Some(mut v) = self.hpa_first_steps(state, now_ms, current) {
+            v.notes.insert(0, format!("{n} failed in a row"));
+            return v;
+        }
         match &self.fallback {
             Some(f) if n >= f.failure_threshold => {
                 let r = match f.behavior {
@@ -198,17 +232,26 @@ impl Guardrails {
         }
     }
 
-    /// Remember a scale that happened, for the rate policies.
+    /// Remember a scale that happened, for the rate policies. As the HPA's
+    /// `storeScaleEvent`: an event older than its direction's longest policy period is
+    /// replaced by the new one (the last such), else the new one is added. Older events are
+    /// not dropped otherwise: both directions' limits count both directions' events within
+    /// their own periods, which may be longer than the other direction's.
     pub fn record_scale(&self, state: &mut GuardState, now_ms: i64, from: u32, to: u32) {
         let Some(behavior) = &self.behavior else { return };
         let longest = |r: &Rules| r.policies.iter().map(|p| p.period_seconds).max().unwrap_or(0) * 1000;
-        let (up_keep, down_keep) = (longest(&behavior.up()), longest(&behavior.down()));
-        state.scale_up_events.retain(|(at, _)| now_ms - *at < up_keep);
-        state.scale_down_events.retain(|(at, _)| now_ms - *at < down_keep);
+        let store = |events: &mut Vec<(i64, u32)>, keep_ms: i64, change: u32| {
+            // "Older": at least a period old (the HPA reads the clock after stamping, so an
+            // event exactly one period old is outdated there).
+            match events.iter().rposition(|(at, _)| *at <= now_ms - keep_ms) {
+                Some(i) => events[i] = (now_ms, change),
+                None => events.push((now_ms, change)),
+            }
+        };
         if to > from {
-            state.scale_up_events.push((now_ms, to - from));
+            store(&mut state.scale_up_events, longest(&behavior.up()), to - from);
         } else if to < from {
-            state.scale_down_events.push((now_ms, from - to));
+            store(&mut state.scale_down_events, longest(&behavior.down()), from - to);
         }
     }
 }
@@ -225,14 +268,21 @@ fn changed_in_period(events: &[(i64, u32)], now_ms: i64, period_s: i64) -> i64 {
         .sum()
 }
 
+/// Replicas at the start of a policy period: the scale events of both directions inside
+/// it undone.
+fn period_start(current: u32, state: &GuardState, now_ms: i64, period_s: i64) -> i64 {
+    i64::from(current) - changed_in_period(&state.scale_up_events, now_ms, period_s)
+        + changed_in_period(&state.scale_down_events, now_ms, period_s)
+}
+
 /// `calculateScaleUpLimitWithScalingRules`.
-fn scale_up_limit(current: u32, events: &[(i64, u32)], rules: &Rules, now_ms: i64) -> u32 {
+fn scale_up_limit(current: u32, state: &GuardState, rules: &Rules, now_ms: i64) -> u32 {
     if rules.select_policy == SelectPolicy::Disabled {
         return current;
     }
     let mut result: Option<i64> = None;
     for p in &rules.policies {
-        let start = i64::from(current) - changed_in_period(events, now_ms, p.period_seconds);
+        let start = period_start(current, state, now_ms, p.period_seconds);
         let proposed = match p.kind {
             PolicyType::Pods => start + p.value,
             PolicyType::Percent => (start as f64 * (1.0 + p.value as f64 / 100.0)).ceil() as i64,
@@ -247,13 +297,13 @@ fn scale_up_limit(current: u32, events: &[(i64, u32)], rules: &Rules, now_ms: i6
 }
 
 /// `calculateScaleDownLimitWithBehaviors`.
-fn scale_down_limit(current: u32, events: &[(i64, u32)], rules: &Rules, now_ms: i64) -> u32 {
+fn scale_down_limit(current: u32, state: &GuardState, rules: &Rules, now_ms: i64) -> u32 {
     if rules.select_policy == SelectPolicy::Disabled {
         return current;
     }
     let mut result: Option<i64> = None;
     for p in &rules.policies {
-        let start = i64::from(current) + changed_in_period(events, now_ms, p.period_seconds);
+        let start = period_start(current, state, now_ms, p.period_seconds);
         let proposed = match p.kind {
             PolicyType::Pods => start - p.value,
             PolicyType::Percent => (start as f64 * (1.0 - p.value as f64 / 100.0)) as i64,
@@ -353,8 +403,8 @@ mod tests {
     fn bounds_and_disabled_direction() {
         let mut g = hpa(2, 5);
         let mut s = GuardState::default();
-        // No earlier recommendation in the window: down to 1, raised to min 2.
-        assert_eq!(g.apply(&mut s, 0, 3, 1).replicas, 2);
+        // The first sight of 3 replicas is a recommendation: it holds the scale-down.
+        assert_eq!(g.apply(&mut s, 0, 3, 1).replicas, 3);
         // A recommendation of 3 in the window now holds the next scale-down.
         assert_eq!(g.apply(&mut s, 1_000, 3, 3).replicas, 3);
         assert_eq!(
@@ -369,20 +419,116 @@ mod tests {
         assert_eq!(g.apply(&mut s, 0, 3, 5).replicas, 3);
     }
 
+    /// Found by the HPA conformance test (tests/conformance/hpa.rs): the HPA records a
+    /// workload's replicas as a recommendation the first time it sees it
+    /// (`recordInitialRecommendation`), so the stabilization windows hold from there.
+    #[test]
+    fn a_new_workload_is_held_by_its_first_replicas_for_a_window() {
+        let g = Guardrails {
+            behavior: Some(Behavior {
+                scale_up: Some(ScalingRules {
+                    stabilization_window_seconds: Some(120),
+                    ..Default::default()
+                }),
+                scale_down: None,
+            }),
+            ..hpa(1, 9)
+        };
+        let mut s = GuardState::default();
+        assert_eq!(g.apply(&mut s, 0, 8, 30).replicas, 8, "8 is in the up window");
+        assert_eq!(g.apply(&mut s, 120_000, 8, 30).replicas, 9);
+
+        let g = hpa(1, 100);
+        let mut s = GuardState::default();
+        assert_eq!(
+            g.apply(&mut s, 0, 35, 27).replicas,
+            35,
+            "35 is in the down window"
+        );
+        assert_eq!(g.apply(&mut s, 300_000, 35, 27).replicas, 27);
+        // Seen once: a later empty window is not a new workload.
+        assert!(s.seen);
+    }
+
+    /// Found by the HPA conformance test: replicas outside [min, max] go to the bound at
+    /// once, before any metric, stabilization or rate limit (`reconcileAutoscaler`).
+    #[test]
+    fn replicas_outside_the_bounds_go_to_the_nearest_bound_at_once() {
+        let g = Guardrails {
+            behavior: Some(Behavior {
+                scale_up: Some(ScalingRules {
+                    policies: Some(vec![ScalingPolicy {
+                        kind: PolicyType::Pods,
+                        value: 1,
+                        period_seconds: 60,
+                    }]),
+                    ..Default::default()
+                }),
+                scale_down: None,
+            }),
+            ..hpa(5, 12)
+        };
+        let mut s = GuardState::default();
+        assert_eq!(g.apply(&mut s, 0, 3, 25).replicas, 5, "not 4 (one pod per 60 s)");
+        let mut s = GuardState::default();
+        assert_eq!(g.apply(&mut s, 0, 20, 1).replicas, 12, "not held, not 5");
+        let mut s = GuardState::default();
+        assert_eq!(g.on_failure(&mut s, 0, 3).replicas, 5, "even without an answer");
+    }
+
+    /// Found by the HPA conformance test: a policy period starts from the replicas before
+    /// every scale inside it, up and down alike (`periodStartReplicas = current - added +
+    /// deleted`), so a scale-down just before frees a scale-up back to the level before it.
+    #[test]
+    fn a_period_counts_the_scales_of_both_directions() {
+        let g = Guardrails {
+            behavior: Some(Behavior {
+                scale_up: Some(ScalingRules {
+                    stabilization_window_seconds: Some(0),
+                    policies: Some(vec![ScalingPolicy {
+                        kind: PolicyType::Percent,
+                        value: 100,
+                        period_seconds: 60,
+                    }]),
+                    ..Default::default()
+                }),
+                scale_down: Some(ScalingRules {
+                    stabilization_window_seconds: Some(0),
+                    ..Default::default()
+                }),
+            }),
+            ..hpa(1, 100)
+        };
+        let mut s = GuardState::default();
+        assert_eq!(g.apply(&mut s, 0, 16, 5).replicas, 5);
+        g.record_scale(&mut s, 0, 16, 5);
+        // 30 s later: the period started at 16, so up to 32 (not 10).
+        assert_eq!(g.apply(&mut s, 30_000, 5, 40).replicas, 32);
+        // The scale-down is older than the scale-down policy's 15 s but inside the
+        // scale-up's 60 s: it is kept until a newer scale-down replaces it.
+        g.record_scale(&mut s, 30_000, 5, 32);
+        assert_eq!(s.scale_down_events, vec![(0, 11)]);
+        g.record_scale(&mut s, 45_000, 32, 30);
+        assert_eq!(s.scale_down_events, vec![(45_000, 2)]);
+        // Exactly one period old is outdated too.
+        g.record_scale(&mut s, 60_000, 30, 29);
+        assert_eq!(s.scale_down_events, vec![(60_000, 1)]);
+    }
+
     #[test]
     fn fail_static_then_fallback() {
         let mut g = hpa(1, 10);
         let mut s = GuardState::default();
-        assert_eq!(g.on_failure(&mut s, 4).replicas, 4);
+        assert_eq!(g.on_failure(&mut s, 0, 4).replicas, 4);
         g.fallback = Some(Fallback {
             failure_threshold: 3,
             replicas: 7,
             behavior: FallbackBehavior::Static,
         });
-        assert_eq!(g.on_failure(&mut s, 4).replicas, 4);
-        assert_eq!(g.on_failure(&mut s, 4).replicas, 7);
+        assert_eq!(g.on_failure(&mut s, 0, 4).replicas, 4);
+        assert_eq!(g.on_failure(&mut s, 0, 4).replicas, 7);
         g.fallback.as_mut().unwrap().behavior = FallbackBehavior::CurrentReplicasIfHigher;
-        assert_eq!(g.on_failure(&mut s, 9).replicas, 9);
+        assert_eq!(g.on_failure(&mut s, 0, 9).replicas, 9);
         g.apply(&mut s, 0, 4, 4);
         assert_eq!(s.consecutive_failures, 0);
     }

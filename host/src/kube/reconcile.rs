@@ -740,7 +740,7 @@ async fn decide(
         Ok(plan) => plan,
         Err(e) => {
             s.metrics.error("resolve");
-            let o = core::Outcome::unresolved(spec, &mut state, current, e.to_string());
+            let o = core::Outcome::unresolved(spec, &mut state, now, current, e.to_string());
             return Ok(Decided::Outcome(Box::new((o, state))));
         }
     };
