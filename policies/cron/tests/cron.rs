@@ -740,3 +740,33 @@ fn go_cron_grammar_is_accepted_and_refused_as_upstream() {
     let d = eval_at(&c, utc(2026, 2, 10, 23, 0, 0), 1);
     assert_eq!(d.replicas, 2, "23:00 fires: {}", d.reason);
 }
+
+#[test]
+fn a_job_whose_every_day_is_excluded_never_counts_and_one_free_day_is_enough() {
+    // Monday and Thursday mornings; Mondays and Thursdays excluded: the job never counts
+    // (answered without searching five years of its firings), the other job does.
+    let mut c = json!({
+        "timezone": "UTC",
+        "jobs": [
+            {"name": "mon-thu", "schedule": "0 0 6 * * 1,4", "targetSize": 30},
+            {"name": "daily", "schedule": "0 0 5 * * *", "targetSize": 4}
+        ],
+        "excludeDates": ["* * * * * 1", "* * * * * 4"]
+    });
+    // Fri 2026-03-06 12:00: the daily 05:00 firing of today counts; mon-thu never.
+    let d = eval_at(&c, utc(2026, 3, 6, 12, 0, 0), 1);
+    assert_eq!(d.replicas, 4, "{}", d.reason);
+    // Exclude Thursdays only: Monday 06:00 (Mar 2) is the last counted mon-thu firing, but
+    // the daily 05:00 of Friday is later and wins.
+    c["excludeDates"] = json!(["* * * * * 4"]);
+    let d = eval_at(&c, utc(2026, 3, 6, 12, 0, 0), 1);
+    assert_eq!(d.replicas, 4, "{}", d.reason);
+    // Only the mon-thu job, Thursdays excluded: Monday's firing is in force on Friday.
+    c["jobs"] = json!([{"name": "mon-thu", "schedule": "0 0 6 * * 1,4", "targetSize": 30}]);
+    let d = eval_at(&c, utc(2026, 3, 6, 12, 0, 0), 1);
+    assert_eq!(d.replicas, 30, "{}", d.reason);
+    // Both days excluded: nothing ever fired, the workload keeps its replicas.
+    c["excludeDates"] = json!(["* * * * * 1", "* * * * * 4"]);
+    let d = eval_at(&c, utc(2026, 3, 6, 12, 0, 0), 7);
+    assert_ne!(d.replicas, 30, "{}", d.reason);
+}
