@@ -10,6 +10,17 @@ use std::time::Duration;
 use controlplane::fixtures::hpa_deployment as deployment;
 use controlplane::{ControlPlane, eventually, eventually_within, settings};
 
+/// The note of the first `InvalidAnnotation` Event on `name`, once there is one.
+async fn invalid_annotation_note(cp: &ControlPlane, ns: &str, name: &str) -> String {
+    eventually(&format!("InvalidAnnotation on {name}"), || async {
+        cp.events(ns, name)
+            .into_iter()
+            .find(|(r, _)| r == "InvalidAnnotation")
+            .map(|(_, n)| n)
+    })
+    .await
+}
+
 /// Every series (a metric name with its labels) is in the controller's metrics.
 fn assert_metrics_have(ctl: &wasmscaler::kube::Running, series: &[&str]) {
     let text = ctl.metrics.encode();
@@ -105,13 +116,7 @@ async fn a_bad_annotation_is_reported_and_the_controller_keeps_serving_others() 
         ("broken", "wasmscaler.io/min-replicas"),
         ("typo", "wasmscaler.io/polcy"),
     ] {
-        let note = eventually(&format!("InvalidAnnotation on {name}"), || async {
-            cp.events(&ns, name)
-                .into_iter()
-                .find(|(r, _)| r == "InvalidAnnotation")
-                .map(|(_, n)| n)
-        })
-        .await;
+        let note = invalid_annotation_note(cp, &ns, name).await;
         assert!(note.contains(key), "{note}");
         assert_eq!(cp.replicas(&ns, "deployment", name), Some(3));
     }
@@ -172,13 +177,7 @@ async fn tenancy_rules_refuse_what_the_operator_did_not_allow_and_serve_the_rest
             "wasmscaler.io/interval: 200ms is shorter than the controller's minimum 1s (--min-interval)",
         ),
     ] {
-        let note = eventually(&format!("InvalidAnnotation on {name}"), || async {
-            cp.events(&ns, name)
-                .into_iter()
-                .find(|(r, _)| r == "InvalidAnnotation")
-                .map(|(_, n)| n)
-        })
-        .await;
+        let note = invalid_annotation_note(cp, &ns, name).await;
         assert!(note.contains(says) && !note.contains("hunter2"), "{note}");
         let status = cp.status(&ns, name).unwrap_or_default();
         assert!(

@@ -221,15 +221,6 @@ fn start_job_controller(client: Client, ns: String, stop: Arc<AtomicBool>) -> to
     })
 }
 
-fn llen(redis: &RedisServer) -> usize {
-    redis
-        .cmd(&["LLEN", "tasks"])
-        .trim()
-        .trim_start_matches(':')
-        .parse()
-        .unwrap_or(usize::MAX)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_job_kind_with_a_scale_subresource_grows_on_backlog_and_shrinks_when_drained() {
     let c = Cluster::shared();
@@ -289,7 +280,7 @@ async fn a_custom_job_kind_with_a_scale_subresource_grows_on_backlog_and_shrinks
         }
         max_replicas = max_replicas.max(c.replicas(&ns, "trainingjob", "train").unwrap_or(0));
         let left: Vec<String> = workers(c).into_iter().map(|p| p.name).collect();
-        if llen(&redis) == 0
+        if redis.llen("tasks") == 0
             && c.replicas(&ns, "trainingjob", "train") == Some(1)
             && left == ["train-worker-0"]
         {
@@ -298,7 +289,7 @@ async fn a_custom_job_kind_with_a_scale_subresource_grows_on_backlog_and_shrinks
         assert!(
             start.elapsed() < limit,
             "not drained and shrunk after {limit:?}: {} tasks left, replicas {:?}, workers {left:?}",
-            llen(&redis),
+            redis.llen("tasks"),
             c.replicas(&ns, "trainingjob", "train"),
         );
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -85,15 +85,6 @@ fn jobs(c: &Cluster, ns: &str) -> Vec<JobView> {
         .collect()
 }
 
-fn llen(redis: &RedisServer) -> usize {
-    redis
-        .cmd(&["LLEN", "frames"])
-        .trim()
-        .trim_start_matches(':')
-        .parse()
-        .unwrap_or(usize::MAX)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_queue_drains_through_jobs_whose_pods_run_and_complete() {
     let c = Cluster::shared();
@@ -131,13 +122,13 @@ async fn a_redis_queue_drains_through_jobs_whose_pods_run_and_complete() {
         }
         assert!(js.iter().all(|j| !j.failed), "no Job fails (kwok completes them)");
         let done = js.len() == ITEMS && js.iter().all(|j| j.complete);
-        if done && llen(&redis) == 0 {
+        if done && redis.llen("frames") == 0 {
             break;
         }
         assert!(
             start.elapsed() < limit,
             "queue not drained after {limit:?}: {} items left, {} Jobs seen ({} complete), {} taken",
-            llen(&redis),
+            redis.llen("frames"),
             seen.len(),
             js.iter().filter(|j| j.complete).count(),
             taken.len()

@@ -340,6 +340,15 @@ impl RedisServer {
         resp(self.port, args).unwrap_or_else(|| panic!("redis {args:?} failed"))
     }
 
+    /// `LLEN list` (`usize::MAX` when the reply is not a count).
+    pub fn llen(&self, list: &str) -> usize {
+        self.cmd(&["LLEN", list])
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or(usize::MAX)
+    }
+
     /// Stop the server (to test an unreachable queue).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
