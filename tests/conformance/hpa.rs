@@ -266,11 +266,7 @@ fn run(
     reference: &mut Reference,
     tally: &mut Tally,
 ) -> Option<Mismatch> {
-    let deviations: Vec<&str> = if crate::deviations_enabled() {
-        DEVIATIONS.iter().map(|(n, _)| *n).collect()
-    } else {
-        Vec::new()
-    };
+    let deviations = crate::active_deviations(DEVIATIONS);
     reference.ask(&json!({
         "start": {
             "targets": seq.cfg.targets.iter().map(|(s, v)| json!({"signal": s, "averageValue": v})).collect::<Vec<_>>(),

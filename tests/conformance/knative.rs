@@ -264,11 +264,7 @@ fn run(
     reference: &mut Reference,
     tally: &mut Tally,
 ) -> Option<Mismatch> {
-    let deviations: Vec<&str> = if crate::deviations_enabled() {
-        DEVIATIONS.iter().map(|(n, _)| *n).collect()
-    } else {
-        Vec::new()
-    };
+    let deviations = crate::active_deviations(DEVIATIONS);
     reference.ask(&json!({"start": seq.config, "deviations": deviations}));
     let config = seq.config.to_string();
     let mut state: Option<Vec<u8>> = None;

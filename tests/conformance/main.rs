@@ -95,6 +95,15 @@ pub fn deviations_enabled() -> bool {
     std::env::var("WASMSCALER_CONFORMANCE_UPSTREAM_ONLY").map_or(true, |v| v != "1")
 }
 
+/// The names of a harness's deviation switches that are on (all, unless upstream-only).
+pub fn active_deviations(all: &[(&'static str, &str)]) -> Vec<&'static str> {
+    if deviations_enabled() {
+        all.iter().map(|(n, _)| *n).collect()
+    } else {
+        Vec::new()
+    }
+}
+
 fn check(policy: &str, run: impl FnOnce(u64, u64) -> (Tally, Vec<Mismatch>)) {
     let sequences = env_u64("WASMSCALER_CONFORMANCE_SEQUENCES", 1000);
     let seed = env_u64("WASMSCALER_CONFORMANCE_SEED", 1);
