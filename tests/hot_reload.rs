@@ -348,7 +348,7 @@ fn limits_file_sets_a_policys_deadline() {
         p.evaluate(&ctx, None)
             .unwrap_err()
             .to_string()
-            .contains("deadline 20ms")
+            .contains("the work of 20ms on the reference machine")
     );
     std::fs::write(dir.path().join("limits.yaml"), "slow.wasm: {timeout: 5}\n").unwrap();
     let events = reg.scan();

@@ -99,6 +99,8 @@ pub struct PolicyRun {
     pub digest: String,
     pub result: Result<Decision, EvalError>,
     pub latency: Duration,
+    /// Fuel the call burned: its cost as the deterministic budget counts it.
+    pub fuel: u64,
 }
 
 /// What to do with the workload.
@@ -195,7 +197,7 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
     let mut runs = Vec::with_capacity(plan.policies.len());
     for (key, policy, config) in &plan.policies {
         let started = Instant::now();
-        let result = run_one(
+        let (result, fuel) = run_one(
             policy,
             config,
             spec,
@@ -214,6 +216,7 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
             digest: policy.digest.clone(),
             result,
             latency: started.elapsed(),
+            fuel,
         });
     }
 
@@ -322,15 +325,17 @@ fn run_one(
     workload: &Workload,
     obs: &Observation,
     state: Option<Vec<u8>>,
-) -> Result<Decision, EvalError> {
+) -> (Result<Decision, EvalError>, u64) {
     let mut signals = Vec::with_capacity(policy.info.signals.len());
     for req in &policy.info.signals {
         if let Some((_, why)) = obs.signal_errors.iter().find(|(n, _)| *n == req.name)
             && req.required
         {
-            return Err(EvalError::Policy(wasmscaler_sdk::PolicyError::MissingSignal(
-                format!("signal '{}' could not be gathered: {why}", req.name),
+            let missing = EvalError::Policy(wasmscaler_sdk::PolicyError::MissingSignal(format!(
+                "signal '{}' could not be gathered: {why}",
+                req.name
             )));
+            return (Err(missing), 0);
         }
         if let Some(s) = obs.signals.iter().find(|s| s.name == req.name) {
             signals.push(s.clone());
@@ -351,9 +356,8 @@ fn run_one(
         signals,
         state,
     };
-    policy
-        .evaluate(&ctx, obs.history.clone())
-        .map_err(|e| with_gather_errors(e, policy, spec, obs))
+    let (result, fuel) = policy.evaluate_metered(&ctx, obs.history.clone());
+    (result.map_err(|e| with_gather_errors(e, policy, spec, obs)), fuel)
 }
 
 /// A policy that went without an optional signal only knows it is missing; the host knows

@@ -20,7 +20,8 @@ pub fn names() -> Vec<&'static str> {
 }
 
 /// Default limits per policy: forecasting fits a seasonal model, which takes ~100 ms for
-/// a week of 5-minute samples in the sandbox, so it gets a 2 s deadline and more memory.
+/// a week of 5-minute samples in the sandbox, so it gets a 2 s deadline (its fuel budget
+/// follows) and more memory.
 pub fn default_limits(name: &str) -> Limits {
     match name {
         "ml-predictive" => Limits {

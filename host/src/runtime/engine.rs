@@ -1,5 +1,6 @@
-//! The process-wide wasmtime `Engine`: component model, epoch interruption driven by a
-//! ticker thread, pooling allocator. One per process; every policy shares it.
+//! The process-wide wasmtime `Engine`: component model, fuel metering (the deterministic
+//! budget of every call), epoch interruption driven by a ticker thread (the wall-clock
+//! backstop), pooling allocator. One per process; every policy shares it.
 
 use std::sync::{Arc, Weak};
 use std::thread;
@@ -23,6 +24,11 @@ pub struct EngineSettings {
     pub max_memory_bytes: usize,
     /// Bound on the artifact cache directory's entries, least recently used pruned first.
     pub artifact_cache_max_bytes: u64,
+    /// Whether a call is also stopped by wall-clock time (`Limits::backstop`). The
+    /// controller wants it (a host stalled by a guest is worse than a failed call); the
+    /// simulator and `policy eval` turn it off so that only the fuel budget, which counts
+    /// the same on every machine, decides whether a call finishes.
+    pub wall_clock_backstop: bool,
 }
 
 impl Default for EngineSettings {
@@ -31,16 +37,18 @@ impl Default for EngineSettings {
             pool_instances: 256,
             max_memory_bytes: 512 << 20,
             artifact_cache_max_bytes: super::artifact_cache::DEFAULT_MAX_BYTES,
+            wall_clock_backstop: true,
         }
     }
 }
 
-/// Build the engine and start its epoch ticker. The ticker holds only a weak reference,
-/// so it ends when the last `Arc<Engine>` is dropped.
+/// Build the engine and, with the backstop on, start its epoch ticker. The ticker holds
+/// only a weak reference, so it ends when the last `Arc<Engine>` is dropped.
 pub fn build(settings: &EngineSettings) -> Result<Arc<Engine>, RuntimeError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.epoch_interruption(true);
+    config.consume_fuel(true);
+    config.epoch_interruption(settings.wall_clock_backstop);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(settings.pool_instances);
@@ -54,9 +62,12 @@ pub fn build(settings: &EngineSettings) -> Result<Arc<Engine>, RuntimeError> {
     pool.max_tables_per_component(4);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Arc::new(Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?);
-    // Without the ticker deadlines never fire: no engine rather than one that can hang.
-    start_epoch_ticker(Arc::downgrade(&engine))
-        .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker thread: {e}")))?;
+    if settings.wall_clock_backstop {
+        // Without the ticker the backstop never fires: no engine rather than one that
+        // promises a backstop it does not have.
+        start_epoch_ticker(Arc::downgrade(&engine))
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker thread: {e}")))?;
+    }
     Ok(engine)
 }
 

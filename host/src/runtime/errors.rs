@@ -33,9 +33,18 @@ pub enum EvalError {
     /// The policy itself returned an error.
     #[error("policy error: {0}")]
     Policy(PolicyError),
-    /// The call ran past its deadline and was interrupted.
-    #[error("deadline exceeded: interrupted after {elapsed:?} (deadline {deadline:?})")]
-    Deadline { deadline: Duration, elapsed: Duration },
+    /// The call used up its fuel: more work than its deadline allows on the reference
+    /// machine. Decided by counting, so the same call fails the same way everywhere.
+    #[error(
+        "deadline exceeded: the call used up its budget of {fuel} fuel (the work of {deadline:?} on the reference machine)"
+    )]
+    Budget { fuel: u64, deadline: Duration },
+    /// The call still had fuel but ran past the wall-clock backstop (a machine far slower
+    /// or busier than the reference) and was interrupted.
+    #[error(
+        "deadline exceeded: interrupted by the wall-clock backstop after {elapsed:?} (backstop {backstop:?})"
+    )]
+    Deadline { backstop: Duration, elapsed: Duration },
     /// The policy's linear memories (all of them, summed) would have grown past the cap;
     /// `requested` is the total they would have reached.
     #[error("memory limit exceeded: the policy asked for {requested} bytes in all, the cap is {cap} bytes")]
@@ -58,6 +67,7 @@ impl EvalError {
             EvalError::Policy(PolicyError::InvalidConfig(_)) => "invalid_config",
             EvalError::Policy(PolicyError::MissingSignal(_)) => "missing_signal",
             EvalError::Policy(PolicyError::Internal(_)) => "policy_internal",
+            EvalError::Budget { .. } => "budget",
             EvalError::Deadline { .. } => "deadline",
             EvalError::MemoryLimit { .. } => "memory_limit",
             EvalError::Trap(_) => "trap",

@@ -125,7 +125,8 @@ impl LoadedPolicy {
     }
 
     /// A fresh Store with this policy instantiated in it, and when the call started (the
-    /// deadline and any error's elapsed time count from here).
+    /// backstop and any error's elapsed time count from here; instantiation burns fuel
+    /// of the call's budget too).
     fn instantiate(
         &self,
         now_ms: i64,
@@ -171,8 +172,22 @@ impl LoadedPolicy {
         ctx: &Context,
         history: Option<Arc<dyn HistorySource>>,
     ) -> Result<Decision, EvalError> {
-        let (mut store, instance, started) = self.instantiate(ctx.now_ms, history)?;
-        call_evaluate(&instance, &mut store, ctx, self.limits, started)
+        self.evaluate_metered(ctx, history).0
+    }
+
+    /// `evaluate`, and the fuel the call burned (instantiation included): the cost of a
+    /// call as the budget counts it, the same on every machine.
+    pub fn evaluate_metered(
+        &self,
+        ctx: &Context,
+        history: Option<Arc<dyn HistorySource>>,
+    ) -> (Result<Decision, EvalError>, u64) {
+        let (mut store, instance, started) = match self.instantiate(ctx.now_ms, history) {
+            Ok(x) => x,
+            Err(e) => return (Err(e), 0),
+        };
+        let result = call_evaluate(&instance, &mut store, ctx, self.limits, started);
+        (result, sandbox::fuel_used(&store, self.limits))
     }
 
     /// An instance kept alive for one workload: ~5x cheaper per call than a fresh Store,
@@ -247,7 +262,10 @@ impl ReusableInstance {
         let out = call_evaluate(&self.instance, &mut self.store, ctx, self.limits, started);
         if matches!(
             out,
-            Err(EvalError::Trap(_) | EvalError::Deadline { .. } | EvalError::MemoryLimit { .. })
+            Err(EvalError::Trap(_)
+                | EvalError::Budget { .. }
+                | EvalError::Deadline { .. }
+                | EvalError::MemoryLimit { .. })
         ) {
             self.poisoned = true;
         }

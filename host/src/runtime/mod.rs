@@ -46,6 +46,18 @@ impl Runtime {
         Self::with_settings(cache_dir, &engine::EngineSettings::default())
     }
 
+    /// For offline tools (simulator, `policy eval`): no wall-clock backstop, so whether a
+    /// call finishes is decided by its fuel alone and the output is the same on an idle
+    /// and on a saturated machine. Every call is still bounded: fuel ends guest code, and
+    /// the guest has nothing to block on (no I/O, a virtual clock).
+    pub fn deterministic(cache_dir: Option<PathBuf>) -> Result<Arc<Self>, RuntimeError> {
+        let settings = engine::EngineSettings {
+            wall_clock_backstop: false,
+            ..engine::EngineSettings::default()
+        };
+        Self::with_settings(cache_dir, &settings)
+    }
+
     pub fn with_settings(
         cache_dir: Option<PathBuf>,
         settings: &engine::EngineSettings,

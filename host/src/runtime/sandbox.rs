@@ -1,7 +1,7 @@
 //! One evaluation in a sandbox: a fresh `Store` per call (or an opt-in reused instance),
-//! a deadline by epoch interruption, a memory cap, WASI linked with nothing granted and
-//! deterministic clocks (sleeping returns at once) and randomness, and the policy's output checked against the
-//! contract before anyone acts on it.
+//! a deterministic fuel budget with a wall-clock backstop, a memory cap, WASI linked with
+//! nothing granted and deterministic clocks (sleeping returns at once) and randomness,
+//! and the policy's output checked against the contract before anyone acts on it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,10 +17,22 @@ use super::history::HistorySource;
 use super::stderr_capture::StderrCapture;
 use super::virtual_clock::{self, VirtualClock, VirtualClockView};
 
+/// Fuel granted per millisecond of `Limits::deadline`: what a tight integer loop burns per
+/// millisecond on the reference machine (2-core AMD EPYC; the standard policies burn 7-12
+/// million, BENCHMARKS.md). The fastest code there reaches the budget at about the
+/// deadline, so no call the old wall-clock deadline allowed on an idle reference machine
+/// is refused, and whether a call fits no longer depends on how busy the machine is.
+pub const FUEL_PER_MS: u64 = 16_000_000;
+/// The wall-clock backstop is this many deadlines: it ends a call only when the machine
+/// is far slower or busier than the reference, never a call the budget allows there.
+pub const BACKSTOP_FACTOR: u32 = 10;
+
 /// Per-policy sandbox limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock budget of one call (default 100 ms).
+    /// The budget of one call as time on the reference machine (default 100 ms). It is
+    /// enforced as fuel (`fuel()`), which counts the same on every machine, and by the
+    /// wall clock only at `backstop()`.
     pub deadline: Duration,
     /// Cap on the sum of every linear memory in a Store (default 64 MiB).
     pub memory_bytes: usize,
@@ -32,6 +44,20 @@ impl Default for Limits {
             deadline: Duration::from_millis(100),
             memory_bytes: 64 << 20,
         }
+    }
+}
+
+impl Limits {
+    /// The deterministic budget of one call.
+    pub fn fuel(&self) -> u64 {
+        u64::try_from(self.deadline.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(FUEL_PER_MS)
+    }
+
+    /// The wall-clock time after which a call is interrupted whatever fuel it has left.
+    pub fn backstop(&self) -> Duration {
+        self.deadline.saturating_mul(BACKSTOP_FACTOR)
     }
 }
 
@@ -254,19 +280,28 @@ pub fn new_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    arm_deadline(&mut store, limits.deadline);
+    arm_budget(&mut store, limits);
     store
 }
 
-/// Arm the epoch deadline for the next call. Ticks are `EPOCH_TICK` long; one extra tick
-/// guarantees the policy gets at least its full budget.
-pub fn arm_deadline(store: &mut Store<HostState>, deadline: Duration) {
+/// Grant the next call its fuel and arm the wall-clock backstop. Epoch ticks are
+/// `EPOCH_TICK` long; one extra tick guarantees the backstop is never shorter than asked.
+/// (Without epoch interruption in the engine the epoch deadline is inert.)
+pub fn arm_budget(store: &mut Store<HostState>, limits: Limits) {
+    // Fails only on an engine built without fuel, which `engine::build` never makes; a
+    // Store left without fuel would fail its first instruction, not run unbounded.
+    let _ = store.set_fuel(limits.fuel());
     let tick = super::engine::EPOCH_TICK.as_millis().max(1);
-    let ticks = u64::try_from(deadline.as_millis().div_ceil(tick))
+    let ticks = u64::try_from(limits.backstop().as_millis().div_ceil(tick))
         .unwrap_or(u64::MAX)
         .saturating_add(1);
     store.set_epoch_deadline(ticks);
     store.epoch_deadline_trap();
+}
+
+/// Fuel the calls since the last `arm_budget` burned.
+pub fn fuel_used(store: &Store<HostState>, limits: Limits) -> u64 {
+    limits.fuel().saturating_sub(store.get_fuel().unwrap_or(0))
 }
 
 /// Point a reused Store at this call's history source and reset its per-call budgets.
@@ -276,7 +311,7 @@ pub fn prepare_reuse(store: &mut Store<HostState>, limits: Limits, history: Opti
     data.logs_left = MAX_LOG_LINES;
     data.limiter.refused = None;
     data.stderr.clear();
-    arm_deadline(store, limits.deadline);
+    arm_budget(store, limits);
 }
 
 /// Turn a wasmtime error from a call into the typed error, using what the Store saw.
@@ -296,7 +331,14 @@ pub fn classify(
         .trim()
         .to_string();
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => EvalError::Deadline { deadline: limits.deadline, elapsed: started.elapsed() },
+        Some(Trap::OutOfFuel) => EvalError::Budget {
+            fuel: limits.fuel(),
+            deadline: limits.deadline,
+        },
+        Some(Trap::Interrupt) => EvalError::Deadline {
+            backstop: limits.backstop(),
+            elapsed: started.elapsed(),
+        },
         Some(Trap::StackOverflow) => EvalError::Trap("stack overflow".into()),
         Some(Trap::MemoryOutOfBounds) => EvalError::Trap(
             "out of bounds memory access (in Rust and C guests, usually a stack overflow of the stack kept in linear memory)"

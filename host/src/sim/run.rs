@@ -373,9 +373,15 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
             tally
                 .latencies_us
                 .push(u32::try_from(spent.as_micros()).unwrap_or(u32::MAX));
+            tally.fuel.push(outcome.runs.iter().map(|r| r.fuel).sum());
             tally.evaluations += 1;
             if outcome.failed {
                 tally.failed_evaluations += 1;
+            }
+            for r in &outcome.runs {
+                if let Err(err) = &r.result {
+                    tally.record_failure(&r.policy, err.kind(), t - p.from_ms, err.to_string());
+                }
             }
             match queue.as_mut() {
                 Some(q) => {

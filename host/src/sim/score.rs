@@ -1,5 +1,7 @@
 //! The scorecard: what each run cost and how often it missed the SLO.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// Running totals of one policy's run.
@@ -23,10 +25,52 @@ pub struct Tally {
     pub failed_evaluations: u64,
     /// Decision latency of each evaluation (sum over the entry's policies), µs.
     pub latencies_us: Vec<u32>,
+    /// Fuel each evaluation burned (sum over the entry's policies): its deterministic cost.
+    pub fuel: Vec<u64>,
+    /// Why evaluations failed, by policy and error kind.
+    pub failures: BTreeMap<(String, &'static str), Failures>,
     pub interruptions: u64,
     /// Queue scenarios.
     pub items: u64,
     pub items_late: u64,
+}
+
+/// The failures of one policy of an entry with one error kind.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Failures {
+    pub policy: String,
+    /// `EvalError::kind` (budget, trap, invalid_config, ...).
+    pub kind: &'static str,
+    pub count: u64,
+    /// Simulated time of the first one, ms since the scenario's start.
+    pub first_at_ms: i64,
+    /// The first one's error, as the controller would put it in an Event.
+    pub first_error: String,
+}
+
+impl Tally {
+    /// Count one failed policy call.
+    pub fn record_failure(&mut self, policy: &str, kind: &'static str, at_ms: i64, error: String) {
+        self.failures
+            .entry((policy.to_string(), kind))
+            .and_modify(|f| f.count += 1)
+            .or_insert(Failures {
+                policy: policy.to_string(),
+                kind,
+                count: 1,
+                first_at_ms: at_ms,
+                first_error: error,
+            });
+    }
+}
+
+/// Fuel per evaluation: deterministic, unlike the latencies.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FuelSpent {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
 }
 
 /// One row of the scorecard.
@@ -38,6 +82,9 @@ pub struct Score {
     pub policy: String,
     pub evaluations: u64,
     pub failed_evaluations: u64,
+    /// Why policy calls failed (empty: none did).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<Failures>,
     pub violation_pct: f64,
     pub violation_minutes: f64,
     /// Of those, minutes when the load exceeded what `maxReplicas` could serve: no policy
@@ -79,9 +126,9 @@ pub fn per_hour(count: u32, simulated_ms: f64) -> f64 {
     round(f64::from(count) * 3_600_000.0 / simulated_ms.max(1.0), 2)
 }
 
-pub fn percentile(sorted: &[u32], q: f64) -> u32 {
+pub fn percentile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
     if sorted.is_empty() {
-        return 0;
+        return T::default();
     }
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -94,6 +141,16 @@ impl Tally {
 
     pub fn cost(&self, on_demand: f64, spot: f64) -> f64 {
         (self.on_demand_ms * on_demand + self.spot_ms * spot) / 3_600_000.0
+    }
+
+    pub fn fuel_spent(&self) -> FuelSpent {
+        let mut v = self.fuel.clone();
+        v.sort_unstable();
+        FuelSpent {
+            p50: percentile(&v, 0.5),
+            p99: percentile(&v, 0.99),
+            max: v.last().copied().unwrap_or(0),
+        }
     }
 
     pub fn latency(&self) -> Latency {
@@ -125,6 +182,7 @@ impl Tally {
             policy: policy.to_string(),
             evaluations: self.evaluations,
             failed_evaluations: self.failed_evaluations,
+            failures: self.failures.values().cloned().collect(),
             violation_pct: round(100.0 * self.violation_ms as f64 / sim, 3),
             violation_minutes: round(self.violation_ms as f64 / 60_000.0, 2),
             violation_minutes_above_max: round(self.violation_above_max_ms as f64 / 60_000.0, 2),

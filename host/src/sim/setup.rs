@@ -100,7 +100,7 @@ pub fn prepare_with(
 
 /// A registry with the built-ins and the scenario's `policyDir`, if any.
 pub fn registry_for(loaded: &Loaded) -> Result<Arc<Registry>, SimError> {
-    let rt = Runtime::new(crate::runtime::default_cache_dir())
+    let rt = Runtime::deterministic(crate::runtime::default_cache_dir())
         .map_err(|e| SimError::Runtime(format!("cannot start the wasm runtime: {e}")))?;
     let dir = loaded.scenario.policy_dir.as_ref().map(|d| loaded.relative(d));
     if let Some(d) = &dir

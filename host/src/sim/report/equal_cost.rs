@@ -136,6 +136,7 @@ mod tests {
             policy: name.into(),
             evaluations: 1,
             failed_evaluations: 0,
+            failures: Vec::new(),
             violation_pct: 0.0,
             violation_minutes: vm,
             violation_minutes_above_max: 0.0,

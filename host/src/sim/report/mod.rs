@@ -54,6 +54,8 @@ pub struct EntryTiming {
     pub wall_seconds: f64,
     pub evaluations_per_second: f64,
     pub sandbox_share: f64,
+    /// Fuel per evaluation (the budget's count, the same on every machine).
+    pub fuel_per_evaluation: score::FuelSpent,
 }
 
 /// Build the scorecard. `timings`: keep wall-clock figures (latencies, speed).
@@ -87,6 +89,7 @@ pub fn build(p: &Prepared, o: &Outcome, timings: bool) -> Report {
         policy: "-".into(),
         evaluations: 0,
         failed_evaluations: 0,
+        failures: Vec::new(),
         violation_pct: round(100.0 * o.oracle.violation_ms as f64 / simulated_ms, 3),
         violation_minutes: oracle_violation_minutes,
         // Held to maxReplicas, the oracle violates only where no policy could avoid it.
@@ -115,11 +118,11 @@ pub fn build(p: &Prepared, o: &Outcome, timings: bool) -> Report {
                     wall_seconds: round(w, 3),
                     evaluations_per_second: round(r.tally.evaluations as f64 / w, 0),
                     sandbox_share: round(r.sandbox.as_secs_f64() / w, 3),
+                    fuel_per_evaluation: r.tally.fuel_spent(),
                 }
             })
             .collect(),
     });
-    let _ = score::percentile;
     Report {
         scenario: p.loaded.name(),
         description: s.description.clone(),

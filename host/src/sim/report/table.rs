@@ -110,6 +110,30 @@ fn scorecard(r: &Report, jobs: bool) -> String {
         ]);
     }
     out.push_str(&grid(&rows));
+    out.push_str(&failure_notes(r));
+    out
+}
+
+/// Why evaluations failed, under the table: a count alone hides whether a policy ran out of
+/// budget, trapped or rejected its config.
+fn failure_notes(r: &Report) -> String {
+    let mut out = String::new();
+    for s in &r.scores {
+        for f in &s.failures {
+            out.push_str(&format!(
+                "\n{}: {} × {} from policy '{}', the first at {:.2} h: {}",
+                s.name,
+                f.count,
+                f.kind,
+                f.policy,
+                f.first_at_ms as f64 / 3_600_000.0,
+                f.first_error
+            ));
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
     out
 }
 

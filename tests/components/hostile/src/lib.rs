@@ -3,7 +3,8 @@
 //! in linear memory), deep (the wasm call stack), entropy (clock + random), huge,
 //! nan-metric, bad-placement, huge-state, log-spam, slow (busy for ~30 ms, then ok),
 //! stderr-flood (1 MiB to stderr, then ok), sleep (`thread::sleep` for 10 s, then ok),
-//! sleep-until (sleeps 10 ms at a time until the monotonic clock says 10 s have passed).
+//! sleep-until (sleeps 10 ms at a time until the monotonic clock says 10 s have passed),
+//! history (asks the host for a signal's history, then ok).
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit" });
@@ -142,6 +143,11 @@ impl Guest for Hostile {
                     eprintln!("{line}");
                 }
                 Ok(ok(&ctx, "printed"))
+            }
+            "history" => {
+                // The host answers; what the answer holds does not matter here.
+                let n = host::history("load", 60_000, 1_000).map(|v| v.len()).unwrap_or(0);
+                Ok(ok(&ctx, &format!("history {n}")))
             }
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(10));
