@@ -5,6 +5,14 @@
 //! natively; evaluations per second on one core; component load time from the artifact
 //! cache vs compiling cold; reload latency (file write -> new version serving).
 //! `BENCH_QUICK=1` shortens every loop (a smoke run, not for quoting).
+//!
+//! The KEDA anchor: the same HPA computation behind an external scaler's gRPC
+//! `GetMetrics` in another process (this binary, re-executed with
+//! `WASMSCALER_BENCH_KEDA_SERVER=1`), over loopback TCP, next to our fresh-instance
+//! evaluate, measured interleaved in the same run.
+
+#[path = "support/keda_grpc.rs"]
+mod keda_grpc;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +57,9 @@ fn us(d: Duration) -> String {
 }
 
 fn main() {
+    if std::env::var_os(keda_grpc::SERVER_ENV).is_some() {
+        keda_grpc::serve();
+    }
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let n = if quick { 2_000 } else { 50_000 };
     let hpa = builtins::bytes("hpa").expect("hpa built-in");
@@ -174,7 +185,68 @@ fn main() {
     println!();
     println!("fresh-instance evaluations per second on one core: {per_sec:.0}");
     println!();
+    keda_anchor(&policy, &ctx, n);
+    println!();
     standard_policies(&rt, quick);
+}
+
+/// Our fresh-instance evaluate against KEDA's external-scaler `GetMetrics` round trip
+/// carrying the same HPA computation in another process, in alternating blocks of calls so
+/// that both see the same machine load.
+fn keda_anchor(policy: &wasmscaler::runtime::LoadedPolicy, ctx: &Context, n: usize) {
+    let scaler = keda_grpc::Scaler::start().expect("scaler process");
+    let mut client = keda_grpc::Client::connect(scaler.port, 600.0, 4, 1, 20).expect("client");
+    let want = i64::from(policy.evaluate(ctx, None).expect("evaluate").replicas);
+    assert_eq!(client.get_metrics().expect("GetMetrics"), want, "same HPA answer");
+    let (mut ours, mut grpc) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n / 10 {
+        std::hint::black_box(client.get_metrics().expect("GetMetrics"));
+        std::hint::black_box(policy.evaluate(ctx, None).expect("evaluate"));
+    }
+    let block = 500.min(n);
+    while ours.len() < n {
+        for _ in 0..block {
+            let t = Instant::now();
+            std::hint::black_box(policy.evaluate(ctx, None).expect("evaluate"));
+            ours.push(t.elapsed());
+        }
+        for _ in 0..block {
+            let t = Instant::now();
+            let r = client.get_metrics().expect("GetMetrics");
+            grpc.push(t.elapsed());
+            assert_eq!(r, want);
+        }
+    }
+    drop(scaler);
+    ours.sort_unstable();
+    grpc.sort_unstable();
+    let (o50, o99) = (percentile(&ours, 0.5), percentile(&ours, 0.99));
+    let (g50, g99) = (percentile(&grpc, 0.5), percentile(&grpc, 0.99));
+    let x = |g: Duration, o: Duration| g.as_secs_f64() / o.as_secs_f64().max(1e-12);
+    println!(
+        "KEDA anchor: externalscaler.ExternalScaler/GetMetrics (tonic, HTTP/2, loopback TCP, \
+         server in another process running the same HPA computation natively), {} calls each, \
+         interleaved in blocks of {block}",
+        ours.len()
+    );
+    println!();
+    println!("| measurement | p50 | p99 |");
+    println!("|---|---|---|");
+    println!(
+        "| our evaluate, fresh Store per call | {} | {} |",
+        us(o50),
+        us(o99)
+    );
+    println!(
+        "| KEDA external scaler GetMetrics round trip | {} | {} |",
+        us(g50),
+        us(g99)
+    );
+    println!(
+        "| ratio (GetMetrics / ours: how many times faster we are) | {:.1}x | {:.1}x |",
+        x(g50, o50),
+        x(g99, o99)
+    );
 }
 
 /// Each built-in policy on the first two ticks of its first scenario file

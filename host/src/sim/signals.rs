@@ -134,11 +134,15 @@ fn series(window_ms: u64, v: &View<'_>, factor: f64) -> Vec<Sample> {
     }
     let step = spacing_ms(window_ms);
     let n = i64::try_from(window_ms).unwrap_or(i64::MAX / 2) / step;
+    let mut cursor = 0;
     (0..=n)
         .rev()
         .map(|k| {
             let back = k * step;
-            Sample::new(v.now_ms - back, v.trace.rate_at(v.rel_ms - back) * factor)
+            Sample::new(
+                v.now_ms - back,
+                v.trace.rate_at_ascending(v.rel_ms - back, &mut cursor) * factor,
+            )
         })
         .collect()
 }

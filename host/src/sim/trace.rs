@@ -175,8 +175,13 @@ impl Trace {
         if self.stepwise {
             return self.rate[self.row_at(t)];
         }
+        self.between_centres(self.centre_ms.partition_point(|&x| x <= t), t)
+    }
+
+    /// The rate at `t` interpolated between the row centres around it, `j` being the
+    /// number of centres at or before `t`.
+    fn between_centres(&self, j: usize, t: i64) -> f64 {
         let c = &self.centre_ms;
-        let j = c.partition_point(|&x| x <= t);
         if j == 0 {
             return self.rate[0];
         }
@@ -186,6 +191,30 @@ impl Trace {
         let (t0, t1) = (c[j - 1], c[j]);
         let f = (t - t0) as f64 / (t1 - t0) as f64;
         self.rate[j - 1] + (self.rate[j] - self.rate[j - 1]) * f
+    }
+
+    /// [`Trace::rate_at`] for instants asked in ascending order: `cursor` (start it at 0)
+    /// carries the search position from one call to the next, so a window of samples
+    /// costs one binary search and a short walk instead of a search per sample. Same value as `rate_at`.
+    pub fn rate_at_ascending(&self, t: i64, cursor: &mut usize) -> f64 {
+        let points = if self.stepwise {
+            &self.at_ms
+        } else {
+            &self.centre_ms
+        };
+        // `partition_point(|x| x <= t)`: searched on the first call (cursor 0) and after
+        // a step back, else resumed.
+        if *cursor == 0 || *cursor > points.len() || points[*cursor - 1] > t {
+            *cursor = points.partition_point(|&x| x <= t);
+        }
+        while *cursor < points.len() && points[*cursor] <= t {
+            *cursor += 1;
+        }
+        let j = *cursor;
+        if self.stepwise {
+            return self.rate[j.saturating_sub(1)];
+        }
+        self.between_centres(j, t)
     }
 
     /// The `q` quantile (0..=1) of the row rates.
@@ -203,6 +232,29 @@ mod tests {
 
     fn parse(text: &str) -> Result<Trace, SimError> {
         Trace::parse(Path::new("t.csv"), text, Unit::Rps, 1.0)
+    }
+
+    #[test]
+    fn rate_at_ascending_is_rate_at() {
+        let mut text = String::from("timestamp_s,value\n");
+        for i in 0..50 {
+            text.push_str(&format!("{},{}\n", i * 60, (i * 37 % 11) as f64 + 0.5));
+        }
+        let mut t = parse(&text).unwrap();
+        for stepwise in [false, true] {
+            t.stepwise = stepwise;
+            let mut cursor = 0;
+            for at in (-90_000..3_200_000).step_by(997) {
+                assert_eq!(
+                    t.rate_at_ascending(at, &mut cursor),
+                    t.rate_at(at),
+                    "{stepwise} {at}"
+                );
+            }
+            // A step back resumes from a fresh search.
+            assert_eq!(t.rate_at_ascending(5_000, &mut cursor), t.rate_at(5_000));
+            assert_eq!(t.rate_at_ascending(2_000_000, &mut cursor), t.rate_at(2_000_000));
+        }
     }
 
     #[test]

@@ -395,6 +395,10 @@ pub fn go_parse_duration(orig: &str) -> Result<i64, String> {
 
 /// The UTC offset of `tz` at instant `s`, in seconds.
 fn offset_at(tz: Tz, s: i64) -> Option<i64> {
+    if utc_alias(tz) {
+        // chrono-tz's lookup would say 0 too (tested), after two date conversions.
+        return Some(0);
+    }
     let utc = DateTime::from_timestamp(s, 0)?.naive_utc();
     Some(i64::from(
         tz.offset_from_utc_datetime(&utc).fix().local_minus_utc(),
@@ -414,7 +418,44 @@ struct Civil {
 }
 
 fn civil(tz: Tz, s: i64) -> Option<Civil> {
-    let local = DateTime::from_timestamp(s.checked_add(offset_at(tz, s)?)?, 0)?.naive_utc();
+    let local = s.checked_add(offset_at(tz, s)?)?;
+    let days = local.div_euclid(86_400);
+    if days.abs() > 50_000_000 {
+        // ~137,000 years out: chrono's own conversion (and its range limit).
+        return civil_by_chrono(local);
+    }
+    let (year, month, day) = date_of_days(days);
+    let secs = local.rem_euclid(86_400) as u32;
+    Some(Civil {
+        year,
+        month,
+        day,
+        hour: secs / 3600,
+        minute: secs / 60 % 60,
+        second: secs % 60,
+        // 1970-01-01 was a Thursday.
+        weekday: (days + 4).rem_euclid(7) as u32,
+    })
+}
+
+/// The proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's
+/// `civil_from_days`): what chrono computes, without its table walk (`civil` runs a few
+/// hundred times per evaluation). `|days| <= 50,000,000`.
+fn date_of_days(days: i64) -> (i32, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year as i32, month, day)
+}
+
+fn civil_by_chrono(local: i64) -> Option<Civil> {
+    let local = DateTime::from_timestamp(local, 0)?.naive_utc();
     Some(Civil {
         year: local.year(),
         month: local.month(),
@@ -474,6 +515,10 @@ impl Spec {
         let mut t = t.checked_add(1)?;
         let mut added = false;
         let year_limit = civil(tz, t)?.year + 5;
+        // With one offset at every instant, k steps of an hour (minute, second) move the
+        // local hour (minute, second) k on: the stepping loops below jump straight to
+        // where go-cron's single steps stop (a matching value, or the wrap to 0).
+        let fixed = fixed_offset(tz);
         'wrap: loop {
             let mut c = civil(tz, t)?;
             if c.year > year_limit {
@@ -514,7 +559,7 @@ impl Spec {
                         0,
                     )?;
                 }
-                t += 3600;
+                t += 3600 * steps(fixed, self.hour, c.hour, 23);
                 c = civil(tz, t)?;
                 if c.hour == 0 {
                     continue 'wrap;
@@ -525,7 +570,7 @@ impl Spec {
                     added = true;
                     t -= t.rem_euclid(60);
                 }
-                t += 60;
+                t += 60 * steps(fixed, self.minute, c.minute, 59);
                 c = civil(tz, t)?;
                 if c.minute == 0 {
                     continue 'wrap;
@@ -533,7 +578,7 @@ impl Spec {
             }
             while self.second & (1 << c.second) == 0 {
                 added = true;
-                t += 1;
+                t += steps(fixed, self.second, c.second, 59);
                 c = civil(tz, t)?;
                 if c.second == 0 {
                     continue 'wrap;
@@ -553,10 +598,127 @@ impl Spec {
         }
     }
 
-    /// The latest firing at or before `t` and after `floor` (both whole seconds): the
-    /// point the chain of `next` reaches last, found by doubling the distance back from
-    /// `t` until `next` from there lands at or before `t`, then bisecting.
+    /// The latest firing at or before `t` and not before `floor` (both whole seconds): the
+    /// point the chain of `next` reaches last, as [`Spec::prev_by_bisection`] finds it.
+    ///
+    /// Fast path, in a zone whose offset never changes (UTC, `Etc/*`): there `next(x)` is
+    /// the first wall-clock match after `x` (within its five-year search), so it is
+    /// non-decreasing, and the latest wall-clock match `g` at or before `t` is the
+    /// bisection's answer once `next(g - 1) == g` and `next(g) > t` confirm it: every probe
+    /// `x < g` lands at or before `g` (`g - x <= t - g`, well inside `next`'s five years:
+    /// hence the 1500-day cap), every `x >= g` past `t`. Two `next` calls instead of ~35.
+    /// Elsewhere `next` is not monotonic around daylight-saving changes (in Santiago a
+    /// `@monthly` chain from 1 October 2000 skips 1 November: midnight of 15 October did
+    /// not exist), and which chain the bisection follows depends on its probes, so only
+    /// the bisection gives its answer.
     pub fn prev_at_or_before(&self, tz: Tz, t: i64, floor: i64) -> Option<i64> {
+        if fixed_offset(tz)
+            && let Some(g) = self.prev_wall_clock(tz, t, floor)
+            && g <= t
+            && t - g <= 1500 * 86_400
+            && self.next(tz, g - 1) == Some(g)
+            && self.next(tz, g).is_none_or(|n| n > t)
+        {
+            // Every firing at or before `t` is at or before `g`: one before `floor` is
+            // none (the bisection's probes are all at or after `floor - 1`).
+            return (g >= floor).then_some(g);
+        }
+        self.prev_by_bisection(tz, t, floor)
+    }
+
+    /// The latest local date and time at or before the local reading of `t` whose
+    /// month, day, hour, minute and second the spec matches, searched back to `floor`'s
+    /// day (at most [`PREV_WALL_CLOCK_DAYS`] days), as Go's `time.Date` reads it in `tz`.
+    /// A candidate only: [`Spec::prev_at_or_before`] checks it against `next`.
+    fn prev_wall_clock(&self, tz: Tz, t: i64, floor: i64) -> Option<i64> {
+        let c = civil(tz, t)?;
+        // Local days may be up to ~26 h off the UTC ones: two days of slack.
+        let budget = (t.saturating_sub(floor) / 86_400).saturating_add(2);
+        if budget > PREV_WALL_CLOCK_DAYS {
+            return None;
+        }
+        let (mut year, mut month, mut day, mut weekday) = (c.year, c.month, c.day, c.weekday);
+        let mut limit = (c.hour, c.minute, c.second);
+        let mut back = 0i64;
+        while back <= budget {
+            if self.month & (1 << month) != 0 {
+                if self.day_bits_match(day, weekday)
+                    && let Some((h, mi, s)) = self.latest_time_at_or_before(limit)
+                {
+                    return go_date(
+                        tz,
+                        year,
+                        i64::from(month),
+                        i64::from(day),
+                        i64::from(h),
+                        i64::from(mi),
+                        i64::from(s),
+                    );
+                }
+                // The day before.
+                back += 1;
+                weekday = (weekday + 6) % 7;
+                if day > 1 {
+                    day -= 1;
+                } else {
+                    (year, month) = if month == 1 {
+                        (year - 1, 12)
+                    } else {
+                        (year, month - 1)
+                    };
+                    day = days_in_month(year, month);
+                }
+            } else {
+                // No day of this month matches: the last day of the month before.
+                back += i64::from(day);
+                weekday = (weekday + 7 - day % 7) % 7;
+                (year, month) = if month == 1 {
+                    (year - 1, 12)
+                } else {
+                    (year, month - 1)
+                };
+                day = days_in_month(year, month);
+            }
+            limit = (23, 59, 59);
+        }
+        None
+    }
+
+    /// The latest (hour, minute, second) at or before `limit` that the time fields match.
+    fn latest_time_at_or_before(&self, (h, m, s): (u32, u32, u32)) -> Option<(u32, u32, u32)> {
+        let last_minute = || {
+            Some((
+                highest_at_or_below(self.minute, 59)?,
+                highest_at_or_below(self.second, 59)?,
+            ))
+        };
+        let hour = highest_at_or_below(self.hour, h)?;
+        if hour < h {
+            let (mi, se) = last_minute()?;
+            return Some((hour, mi, se));
+        }
+        if let Some(minute) = highest_at_or_below(self.minute, m) {
+            if minute < m {
+                return Some((h, minute, highest_at_or_below(self.second, 59)?));
+            }
+            if let Some(second) = highest_at_or_below(self.second, s) {
+                return Some((h, m, second));
+            }
+            if let Some(earlier) = m
+                .checked_sub(1)
+                .and_then(|m1| highest_at_or_below(self.minute, m1))
+            {
+                return Some((h, earlier, highest_at_or_below(self.second, 59)?));
+            }
+        }
+        let hour = highest_at_or_below(self.hour, h.checked_sub(1)?)?;
+        let (mi, se) = last_minute()?;
+        Some((hour, mi, se))
+    }
+
+    /// The bisection [`Spec::prev_at_or_before`] falls back to: doubling the distance back
+    /// from `t` until `next` from there lands at or before `t`, then bisecting.
+    pub fn prev_by_bisection(&self, tz: Tz, t: i64, floor: i64) -> Option<i64> {
         let lands = |x: i64| self.next(tz, x).filter(|&f| f <= t);
         // `good`: next(good) <= t; `bad`: next(bad) > t (or none).
         let mut bad = t;
@@ -582,6 +744,77 @@ impl Spec {
             }
         }
         lands(good)
+    }
+}
+
+/// How many single steps go-cron's loop over a field takes from value `v`: to the next
+/// value `<= max` whose bit is set, or past `max` (the wrap to 0). One unless `fixed`
+/// (the zone's offset never changes, so each step moves the field by one).
+fn steps(fixed: bool, bits: u64, v: u32, max: u32) -> i64 {
+    if !fixed {
+        return 1;
+    }
+    let above = bits & !STAR & ((2u64 << max) - 1) & !((2u64 << v) - 1);
+    let to = if above == 0 {
+        max + 1
+    } else {
+        above.trailing_zeros()
+    };
+    i64::from(to - v)
+}
+
+/// How many days back [`Spec::prev_at_or_before`]'s wall-clock candidate is searched
+/// (past that the bisection answers): the cron policy's lookback (1830 days) and slack.
+const PREV_WALL_CLOCK_DAYS: i64 = 1840;
+
+/// UTC under one of its tzdb names (all links to `Etc/UTC` or `Etc/GMT`).
+fn utc_alias(tz: Tz) -> bool {
+    use Tz::*;
+    matches!(
+        tz,
+        UTC | Etc__UTC
+            | UCT
+            | Etc__UCT
+            | Universal
+            | Etc__Universal
+            | Zulu
+            | Etc__Zulu
+            | GMT
+            | Etc__GMT
+            | GMT0
+            | Etc__GMT0
+            | GMTPlus0
+            | Etc__GMTPlus0
+            | GMTMinus0
+            | Etc__GMTMinus0
+            | Greenwich
+            | Etc__Greenwich
+    )
+}
+
+/// Zones whose UTC offset is the same at every instant: tzdb's `Etc/*` zones (UTC and
+/// `Etc/GMT+N`, no rules by definition) and their links outside `Etc/`.
+pub fn fixed_offset(tz: Tz) -> bool {
+    let name = tz.name();
+    name.starts_with("Etc/")
+        || matches!(
+            name,
+            "UTC" | "UCT" | "GMT" | "GMT0" | "GMT+0" | "GMT-0" | "Greenwich" | "Universal" | "Zulu"
+        )
+}
+
+/// The highest value `<= v` (`v <= 59`) whose bit is set, ignoring the `*` marker.
+fn highest_at_or_below(bits: u64, v: u32) -> Option<u32> {
+    let masked = bits & ((2u64 << v) - 1) & !STAR;
+    (masked != 0).then(|| 63 - masked.leading_zeros())
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
     }
 }
 
@@ -674,6 +907,346 @@ mod tests {
         let first = s.next(ny, 1_793_505_600).unwrap(); // from 2026-11-01 04:00 UTC (00:00 EDT)
         assert_eq!(first, 1_793_511_000, "01:30 EDT = 05:30 UTC");
         assert_eq!(s.next(ny, first), Some(first + 3600), "01:30 EST");
+    }
+
+    /// xorshift64*: a fixed, dependency-free sequence for the randomized comparisons.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn range(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + (self.next() % (hi - lo + 1) as u64) as i64
+        }
+    }
+
+    /// A field: `*`, a value, a range, a list or a step, sometimes with names.
+    fn random_field(rng: &mut Rng, lo: i64, hi: i64) -> String {
+        let v = |rng: &mut Rng| rng.range(lo, hi);
+        match rng.range(0, 9) {
+            0 | 1 => "*".into(),
+            2 | 3 => v(rng).to_string(),
+            4 => {
+                let (a, b) = (v(rng), v(rng));
+                format!("{}-{}", a.min(b), a.max(b))
+            }
+            5 => format!("{},{}", v(rng), v(rng)),
+            6 => format!("*/{}", rng.range(1, (hi - lo).max(1))),
+            7 => format!("{}/{}", v(rng), rng.range(1, (hi - lo).max(1))),
+            8 => "?".into(),
+            _ => format!("{},{},{}", v(rng), v(rng), v(rng)),
+        }
+    }
+
+    /// The fast path and the bisection agree: on random go-cron expressions in zones with
+    /// daylight saving (north and south), half-hour and 45-minute offsets and historical
+    /// changes, at random instants, instants near this zone's transitions, and firings
+    /// themselves (plus or minus a second), with random floors (some after `t`).
+    #[test]
+    fn prev_fast_path_agrees_with_the_bisection() {
+        let zones = [
+            "UTC",
+            "Etc/GMT-14",
+            "Etc/GMT+5",
+            "Europe/Berlin",
+            "America/New_York",
+            "Australia/Sydney",
+            "Australia/Lord_Howe",
+            "Asia/Kolkata",
+            "Asia/Kathmandu",
+            "Pacific/Chatham",
+            "America/Santiago",
+            "Europe/London",
+            "Africa/Casablanca",
+            "Pacific/Apia",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut fast, mut fixed, mut cases, mut some) = (0u32, 0u32, 0u32, 0u32);
+        for i in 0..6000 {
+            let tz: Tz = zones[i % zones.len()].parse().unwrap();
+            let text = match rng.range(0, 12) {
+                0 => "@daily".to_string(),
+                1 => "@hourly".to_string(),
+                2 => "@weekly".to_string(),
+                3 => "@monthly".to_string(),
+                _ => format!(
+                    "{} {} {} {} {} {}",
+                    if rng.range(0, 3) == 0 {
+                        random_field(&mut rng, 0, 59)
+                    } else {
+                        "0".into()
+                    },
+                    random_field(&mut rng, 0, 59),
+                    random_field(&mut rng, 0, 23),
+                    if rng.range(0, 2) == 0 {
+                        "*".into()
+                    } else {
+                        random_field(&mut rng, 1, 31)
+                    },
+                    if rng.range(0, 2) == 0 {
+                        "*".into()
+                    } else {
+                        random_field(&mut rng, 1, 12)
+                    },
+                    if rng.range(0, 2) == 0 {
+                        "*".into()
+                    } else {
+                        random_field(&mut rng, 0, 6)
+                    },
+                ),
+            };
+            let Ok(Parsed::Spec(s)) = parse(&text, false) else {
+                continue;
+            };
+            // 1990 .. 2060, with a bias to the months and hours of DST changes.
+            let mut t = rng.range(631_152_000, 2_840_000_000);
+            if rng.range(0, 1) == 0 {
+                let year = rng.range(1990, 2060) as i32;
+                let month = [3, 4, 9, 10, 11][rng.range(0, 4) as usize];
+                let Some(base) = go_date(tz, year, month, rng.range(1, 28), rng.range(0, 23), 0, 0) else {
+                    continue;
+                };
+                t = base + rng.range(-7200, 7200);
+            }
+            if rng.range(0, 3) == 0
+                && let Some(f) = s.next(tz, t)
+            {
+                t = f + rng.range(-1, 1);
+            }
+            let floor = match rng.range(0, 5) {
+                0 => t + rng.range(0, 3 * 86_400),
+                1 => t - rng.range(0, 40 * 86_400),
+                _ => t - 1830 * 86_400,
+            };
+            cases += 1;
+            let want = s.prev_by_bisection(tz, t, floor);
+            let got = s.prev_at_or_before(tz, t, floor);
+            assert_eq!(got, want, "'{text}' in {tz} at {t}, floor {floor}");
+            some += u32::from(want.is_some());
+            if fixed_offset(tz) {
+                fixed += 1;
+                fast += u32::from(s.prev_wall_clock(tz, t, floor).is_some_and(|g| {
+                    g <= t && s.next(tz, g - 1) == Some(g) && s.next(tz, g).is_none_or(|n| n > t)
+                }));
+            }
+        }
+        assert!(
+            cases > 4000 && some > cases / 2,
+            "{cases} cases, {some} with a firing"
+        );
+        // The point of the fast path: almost every case in a fixed zone takes it.
+        assert!(
+            fixed > 1000 && fast > fixed * 4 / 5,
+            "fast path taken in {fast} of {fixed} cases"
+        );
+    }
+
+    /// go-cron's `Next` one second, minute and hour at a time (what `next` did before it
+    /// jumped in zones of one offset): the reference for `next_jumps_like_single_steps`.
+    fn next_single_steps(s: &Spec, tz: Tz, t: i64) -> Option<i64> {
+        let mut t = t.checked_add(1)?;
+        let mut added = false;
+        let year_limit = civil(tz, t)?.year + 5;
+        'wrap: loop {
+            let mut c = civil(tz, t)?;
+            if c.year > year_limit {
+                return None;
+            }
+            while s.month & (1 << c.month) == 0 {
+                if !added {
+                    added = true;
+                    t = go_date(tz, c.year, i64::from(c.month), 1, 0, 0, 0)?;
+                }
+                t = add_date(tz, t, 1, 0)?;
+                c = civil(tz, t)?;
+                if c.month == 1 {
+                    continue 'wrap;
+                }
+            }
+            while !s.day_bits_match(c.day, c.weekday) {
+                if !added {
+                    added = true;
+                    t = go_date(tz, c.year, i64::from(c.month), i64::from(c.day), 0, 0, 0)?;
+                }
+                t = add_date(tz, t, 0, 1)?;
+                c = civil(tz, t)?;
+                if c.day == 1 {
+                    continue 'wrap;
+                }
+            }
+            while s.hour & (1 << c.hour) == 0 {
+                if !added {
+                    added = true;
+                    t = go_date(
+                        tz,
+                        c.year,
+                        i64::from(c.month),
+                        i64::from(c.day),
+                        i64::from(c.hour),
+                        0,
+                        0,
+                    )?;
+                }
+                t += 3600;
+                c = civil(tz, t)?;
+                if c.hour == 0 {
+                    continue 'wrap;
+                }
+            }
+            while s.minute & (1 << c.minute) == 0 {
+                if !added {
+                    added = true;
+                    t -= t.rem_euclid(60);
+                }
+                t += 60;
+                c = civil(tz, t)?;
+                if c.minute == 0 {
+                    continue 'wrap;
+                }
+            }
+            while s.second & (1 << c.second) == 0 {
+                added = true;
+                t += 1;
+                c = civil(tz, t)?;
+                if c.second == 0 {
+                    continue 'wrap;
+                }
+            }
+            return Some(t);
+        }
+    }
+
+    #[test]
+    fn next_jumps_like_single_steps() {
+        let mut rng = Rng(0x5151_7e57_0bad_cafe);
+        let zones = [
+            "UTC",
+            "Etc/GMT-14",
+            "Etc/GMT+5",
+            "Europe/Berlin",
+            "Australia/Lord_Howe",
+        ];
+        let mut n = 0;
+        for i in 0..20_000 {
+            let tz: Tz = zones[i % zones.len()].parse().unwrap();
+            let text = format!(
+                "{} {} {} {} {} {}",
+                random_field(&mut rng, 0, 59),
+                random_field(&mut rng, 0, 59),
+                random_field(&mut rng, 0, 23),
+                if rng.range(0, 2) == 0 {
+                    "*".into()
+                } else {
+                    random_field(&mut rng, 1, 31)
+                },
+                if rng.range(0, 3) == 0 {
+                    random_field(&mut rng, 1, 12)
+                } else {
+                    "*".into()
+                },
+                if rng.range(0, 2) == 0 {
+                    "*".into()
+                } else {
+                    random_field(&mut rng, 0, 6)
+                },
+            );
+            let Ok(Parsed::Spec(s)) = parse(&text, false) else {
+                continue;
+            };
+            let t = rng.range(631_152_000, 2_840_000_000);
+            assert_eq!(
+                s.next(tz, t),
+                next_single_steps(&s, tz, t),
+                "'{text}' in {tz} from {t}"
+            );
+            n += 1;
+        }
+        assert!(n > 15_000, "{n}");
+    }
+
+    #[test]
+    fn the_day_arithmetic_is_chronos() {
+        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        let check = |local: i64| {
+            let fast = civil(Tz::UTC, local).unwrap();
+            let slow = civil_by_chrono(local).unwrap();
+            assert_eq!(
+                (
+                    fast.year,
+                    fast.month,
+                    fast.day,
+                    fast.hour,
+                    fast.minute,
+                    fast.second,
+                    fast.weekday
+                ),
+                (
+                    slow.year,
+                    slow.month,
+                    slow.day,
+                    slow.hour,
+                    slow.minute,
+                    slow.second,
+                    slow.weekday
+                ),
+                "{local}"
+            );
+        };
+        // Every day from 1600 to 2400 (leap rules of all kinds), at a random second.
+        let mut day = -11_676_096i64 / 86_400 * 86_400 - 370 * 365 * 86_400;
+        while day < 13_569_465_600 {
+            check(day + rng.range(0, 86_399));
+            check(day);
+            day += 86_400;
+        }
+        // Random instants over the whole fast range, and its edges.
+        for _ in 0..200_000 {
+            check(rng.range(-50_000_000 * 86_400, 50_000_000 * 86_400));
+        }
+        for d in [-50_000_000i64, 50_000_000] {
+            check(d * 86_400);
+            check(d * 86_400 + 86_399);
+        }
+    }
+
+    #[test]
+    fn fixed_offset_zones_never_change_their_offset() {
+        let mut n = 0;
+        for tz in chrono_tz::TZ_VARIANTS
+            .iter()
+            .copied()
+            .filter(|&tz| fixed_offset(tz))
+        {
+            n += 1;
+            let first = offset_at(tz, -2_208_988_800);
+            // 1900 .. 2100, every 10 days and a bit (not in step with any calendar).
+            let mut s = -2_208_988_800i64;
+            while s < 4_102_444_800 {
+                assert_eq!(offset_at(tz, s), first, "{tz} at {s}");
+                assert_eq!(first.map(|o| o % 3600), Some(0), "{tz}: whole hours");
+                s += 864_007;
+            }
+        }
+        assert!(n >= 30, "{n} fixed zones");
+        // The UTC names skip the lookup: chrono-tz says 0 for them.
+        let mut utc = 0;
+        for tz in chrono_tz::TZ_VARIANTS.iter().copied().filter(|&tz| utc_alias(tz)) {
+            utc += 1;
+            assert!(fixed_offset(tz), "{tz}");
+            for s in [-2_208_988_800i64, 0, 1_000_000_000, 4_102_444_800] {
+                let utc_time = DateTime::from_timestamp(s, 0).unwrap().naive_utc();
+                assert_eq!(
+                    tz.offset_from_utc_datetime(&utc_time).fix().local_minus_utc(),
+                    0,
+                    "{tz}"
+                );
+            }
+        }
+        assert_eq!(utc, 18);
+        assert!(fixed_offset(Tz::UTC) && !fixed_offset("Asia/Kolkata".parse().unwrap()));
     }
 
     #[test]

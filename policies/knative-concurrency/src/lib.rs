@@ -17,8 +17,6 @@ pub mod config;
 pub mod reconciler;
 pub mod window;
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use wasmscaler_sdk::prelude::*;
 
@@ -76,24 +74,42 @@ pub struct State {
 
 /// Per-second buckets `(second, value)`, ascending; several samples within one second
 /// are averaged (the signals are totals across pods, sampled once a second).
+///
+/// A second's samples are summed in the order they were handed over (the average, and so
+/// the decision, depends on that order): samples that come ascending, as every source
+/// sends them, are grouped as they come; others are put in order first by a stable sort.
 pub fn buckets(samples: &[Sample], now_ms: i64, name: &str) -> Result<Vec<(i64, f64)>, PolicyError> {
-    let mut map: BTreeMap<i64, (f64, u32)> = BTreeMap::new();
+    let mut seconds: Vec<(i64, f64)> = Vec::with_capacity(samples.len());
     for s in samples.iter().filter(|s| s.at_ms <= now_ms) {
-        let v = finite(&format!("signal '{name}'"), s.value)?;
+        let v = if s.value.is_finite() {
+            s.value
+        } else {
+            finite(&format!("signal '{name}'"), s.value)?
+        };
         if v < 0.0 {
             return Err(PolicyError::internal(format!(
                 "signal '{name}' has a negative sample ({v} at {})",
                 s.at_ms
             )));
         }
-        let e = map.entry(s.at_ms.div_euclid(1000)).or_insert((0.0, 0));
-        e.0 += v;
-        e.1 += 1;
+        seconds.push((s.at_ms.div_euclid(1000), v));
     }
-    Ok(map
-        .into_iter()
-        .map(|(sec, (sum, n))| (sec, sum / f64::from(n)))
-        .collect())
+    if !seconds.is_sorted_by_key(|&(sec, _)| sec) {
+        seconds.sort_by_key(|&(sec, _)| sec);
+    }
+    let mut out: Vec<(i64, f64)> = Vec::with_capacity(seconds.len());
+    let mut i = 0;
+    while i < seconds.len() {
+        let sec = seconds[i].0;
+        let (mut sum, mut n) = (0.0, 0u32);
+        while i < seconds.len() && seconds[i].0 == sec {
+            sum += seconds[i].1;
+            n += 1;
+            i += 1;
+        }
+        out.push((sec, sum / f64::from(n)));
+    }
+    Ok(out)
 }
 
 /// Knative `max.TimeWindow.Record` (descending-maxima window of `size` ticks); returns
@@ -444,3 +460,70 @@ fn fmt_num(v: f64) -> String {
 }
 
 wasmscaler_sdk::export_policy!(KnativeConcurrency);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// The map `buckets` used to fill: a second's samples summed in the order handed over.
+    fn buckets_by_map(samples: &[Sample], now_ms: i64) -> Vec<(i64, f64)> {
+        let mut map: BTreeMap<i64, (f64, u32)> = BTreeMap::new();
+        for s in samples.iter().filter(|s| s.at_ms <= now_ms) {
+            let e = map.entry(s.at_ms.div_euclid(1000)).or_insert((0.0, 0));
+            e.0 += s.value;
+            e.1 += 1;
+        }
+        map.into_iter()
+            .map(|(sec, (sum, n))| (sec, sum / f64::from(n)))
+            .collect()
+    }
+
+    #[test]
+    fn buckets_sum_each_second_in_the_order_handed_over() {
+        // xorshift: ascending runs, several samples a second, shuffled and negative times.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut r = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for case in 0..2000 {
+            let n = (r() % 200) as usize;
+            let mut at = -5_000 + (r() % 10_000) as i64;
+            let mut samples: Vec<Sample> = (0..n)
+                .map(|_| {
+                    at += (r() % 1500) as i64;
+                    // Values whose sums depend on the order of addition.
+                    Sample::new(at, (r() % 1000) as f64 / 7.0 + 0.1)
+                })
+                .collect();
+            if case % 3 == 0 {
+                for i in (1..samples.len()).rev() {
+                    samples.swap(i, (r() % (i as u64 + 1)) as usize);
+                }
+            }
+            let now = at - (r() % 2000) as i64;
+            let got = buckets(&samples, now, "s").expect("valid samples");
+            let want = buckets_by_map(&samples, now);
+            assert_eq!(got.len(), want.len(), "case {case}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!((g.0, g.1.to_bits()), (w.0, w.1.to_bits()), "case {case}");
+            }
+        }
+    }
+
+    #[test]
+    fn buckets_name_the_first_bad_sample() {
+        let bad = [
+            Sample::new(0, 1.0),
+            Sample::new(1000, -2.0),
+            Sample::new(2000, f64::NAN),
+        ];
+        let e = buckets(&bad, 5000, "concurrency").unwrap_err().to_string();
+        assert!(e.contains("negative sample (-2 at 1000)"), "{e}");
+        let e = buckets(&bad[2..], 5000, "concurrency").unwrap_err().to_string();
+        assert!(e.contains("signal 'concurrency' is NaN"), "{e}");
+    }
+}
