@@ -160,6 +160,7 @@ async fn tenancy_rules_refuse_what_the_operator_did_not_allow_and_serve_the_rest
             tenancy: wasmscaler::kube::tenancy::TenancyRules {
                 allowed_signal_servers: Some(vec!["redis.jobs:6379".into()]),
                 min_interval: Duration::from_secs(1),
+                ..Default::default()
             },
             ..settings(&ns)
         })

@@ -4,6 +4,8 @@
 
 #[path = "controlplane/mod.rs"]
 mod controlplane;
+#[path = "servers/mod.rs"]
+mod servers;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -438,5 +440,112 @@ async fn a_state_over_the_annotation_limit_is_told_once_and_the_status_still_wri
         cp.annotation(&ns, "deployment", "large", STATE)
     })
     .await;
+    ctl.shutdown().await;
+}
+
+/// Credentials come from Secrets, never from the annotation: a Redis password written into
+/// the URL is refused (`InvalidAnnotation`, the password never echoed); one named by
+/// `passwordFrom` is read from a Secret of the workload's namespace that carries the
+/// `wasmscaler.io/credentials: "true"` label. Until such a Secret exists the workload
+/// fails static with an error naming it (Event + status) and its neighbour is served.
+/// The controller runs as the service account of deploy/rbac.yaml, which grants `list`
+/// and `watch` on Secrets but no `get`: a GET per evaluation would be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_credentials_come_from_labelled_secrets_only() {
+    let redis = servers::RedisServer::start();
+    for i in 0..7 {
+        redis.cmd(&["RPUSH", "jobs", &format!("job-{i}")]);
+    }
+    redis.cmd(&["CONFIG", "SET", "requirepass", "s3cret-pw"]);
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("creds").await;
+    let queue = |url: &str, from: &str| {
+        format!(
+            "targets: [{{signal: load, averageValue: 1}}]\nsignals: {{load: {{redis: {{url: '{url}', list: jobs{from}}}}}}}"
+        )
+    };
+    let plain = format!("redis://127.0.0.1:{}/0", redis.port);
+    let inline = format!("redis://:s3cret-pw@127.0.0.1:{}/0", redis.port);
+    cp.apply(&deployment(
+        &ns,
+        "queue",
+        1,
+        0,
+        &[(
+            "wasmscaler.io/config",
+            &queue(&plain, ", passwordFrom: {secret: redis-auth, key: password}"),
+        )],
+    ));
+    cp.apply(&deployment(
+        &ns,
+        "inline",
+        1,
+        0,
+        &[("wasmscaler.io/config", &queue(&inline, ""))],
+    ));
+    cp.apply(&deployment(&ns, "good", 1, 400, &[]));
+    let client = cp.controller_client().await;
+    let ctl = wasmscaler::kube::start(client, settings(&ns), |c| {
+        wasmscaler::signals::extensions(c, None)
+    })
+    .await
+    .expect("controller starts");
+
+    cp.replicas_become(&ns, "deployment", "good", 4).await;
+    let note = eventually("InvalidAnnotation on inline", || async {
+        events(cp, &ns, "inline")
+            .into_iter()
+            .find(|e| e.reason == "InvalidAnnotation")
+            .map(|e| e.note)
+    })
+    .await;
+    assert!(
+        note.contains("signal 'load': 'redis.url' carries a password; reference a Secret instead")
+            && note.contains("--allow-inline-credentials")
+            && !note.contains("s3cret-pw"),
+        "{note}"
+    );
+    let status = cp.status(&ns, "inline").unwrap_or_default();
+    assert_eq!(status["action"], "invalid", "{status}");
+    assert!(!status.to_string().contains("s3cret-pw"), "{status}");
+
+    // No Secret yet, then one without the label: the signal fails, naming the Secret.
+    let missing = format!("Secret {ns}/redis-auth not found");
+    for unlabelled in [false, true] {
+        if unlabelled {
+            cp.kubectl_ok(&[
+                "-n",
+                &ns,
+                "create",
+                "secret",
+                "generic",
+                "redis-auth",
+                "--from-literal=password=s3cret-pw",
+            ]);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        eventually("queue fails static naming the Secret", || async {
+            let failed = events(cp, &ns, "queue")
+                .into_iter()
+                .any(|e| e.reason == "EvaluationFailed" && e.note.contains(&missing));
+            let status = cp
+                .status(&ns, "queue")
+                .filter(|s| s["error"].as_str().is_some_and(|e| e.contains(&missing)));
+            (failed && status.is_some()).then_some(())
+        })
+        .await;
+        assert_eq!(cp.replicas(&ns, "deployment", "queue"), Some(1));
+    }
+    // The Secret's owner marks it for this use: the queue is read with its password.
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "label",
+        "secret",
+        "redis-auth",
+        "wasmscaler.io/credentials=true",
+    ]);
+    cp.replicas_become(&ns, "deployment", "queue", 7).await;
+    assert_eq!(cp.replicas(&ns, "deployment", "inline"), Some(1), "never scaled");
     ctl.shutdown().await;
 }

@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// The shortest wasmscaler.io/interval a workload may set (shorter ones are refused).
     #[arg(long, default_value = "5s", value_parser = parse_interval)]
     pub min_interval: Duration,
+    /// Accept passwords written into signal URLs in annotations (`redis://:PASSWORD@host`).
+    /// Default: refused; a signal names a Secret instead (`passwordFrom: {secret, key}`).
+    #[arg(long)]
+    pub allow_inline_credentials: bool,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -124,6 +128,7 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
         tenancy: super::tenancy::TenancyRules {
             allowed_signal_servers: args.allowed_signal_servers,
             min_interval: args.min_interval,
+            allow_inline_credentials: args.allow_inline_credentials,
         },
     };
     tracing::info!(?settings, "starting controller");

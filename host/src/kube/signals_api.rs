@@ -50,6 +50,47 @@ pub struct TargetRef {
     pub ready_replicas: u32,
 }
 
+/// One key of a Secret in the workload's own namespace (`{secret: NAME, key: KEY}` in a
+/// source spec): where a signal's credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretRef {
+    pub secret: String,
+    pub key: String,
+}
+
+/// Resolves [`SecretRef`]s for the signal sources (the kube adapter's Secret cache,
+/// `kube/secrets.rs`). Only ever called with the namespace of the workload whose signal
+/// names the Secret. Errors name the Secret and the key, never a value.
+pub trait Credentials: Send + Sync {
+    /// The value of `secret.key` in `namespace` (waiting at most `wait` for a cache that
+    /// has not listed yet).
+    fn resolve<'a>(
+        &'a self,
+        namespace: &'a str,
+        secret: &'a SecretRef,
+        wait: std::time::Duration,
+    ) -> BoxFuture<'a, Result<String, String>>;
+}
+
+/// For gatherers used without a cluster: every reference is an error.
+pub struct NoCredentials;
+
+impl Credentials for NoCredentials {
+    fn resolve<'a>(
+        &'a self,
+        namespace: &'a str,
+        secret: &'a SecretRef,
+        _wait: std::time::Duration,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            Err(format!(
+                "Secret {namespace}/{}: this signal source was set up without Secret access",
+                secret.secret
+            ))
+        })
+    }
+}
+
 /// What a gatherer found. Signals it could not gather go into `errors` as
 /// (signal name, why); the core turns a missing *required* signal into fail-static.
 #[derive(Default)]

@@ -4,7 +4,9 @@
 //! The controller runs with its own credentials and network reach, so the operator bounds
 //! what an annotation can make it do: which servers a signal may call (the default
 //! `--prometheus-url` is always allowed: the operator named it), how often a workload is
-//! evaluated, and how long one signal call may hold a reconcile slot. A workload that
+//! evaluated, how long one signal call may hold a reconcile slot, and whether a password
+//! may be written into an annotation (by default it may not: credentials come from a
+//! Secret reference, `kube/secrets.rs`). A workload that
 //! asks for more is refused like any bad annotation (an `InvalidAnnotation` Event and the
 //! status name the rule); every other workload is served as before.
 
@@ -13,7 +15,8 @@ use std::time::Duration;
 use crate::core::spec::{INTERVAL, WorkloadSpec};
 use crate::signals::source::{SourceSpec, sets_timeout};
 
-/// The operator's rules (`--allowed-signal-servers`, `--min-interval`).
+/// The operator's rules (`--allowed-signal-servers`, `--min-interval`,
+/// `--allow-inline-credentials`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenancyRules {
     /// Servers an annotation may name for a signal, as `host` (any port), `host:port`, or
@@ -21,6 +24,10 @@ pub struct TenancyRules {
     pub allowed_signal_servers: Option<Vec<String>>,
     /// The shortest `wasmscaler.io/interval` accepted.
     pub min_interval: Duration,
+    /// Accept passwords inside signal URLs (`redis://:PASSWORD@host`). Off by default:
+    /// an annotation is readable by everyone who can read the workload, so a credential
+    /// belongs in a Secret (`passwordFrom: {secret, key}`).
+    pub allow_inline_credentials: bool,
 }
 
 impl Default for TenancyRules {
@@ -28,6 +35,7 @@ impl Default for TenancyRules {
         Self {
             allowed_signal_servers: None,
             min_interval: Duration::from_secs(5),
+            allow_inline_credentials: false,
         }
     }
 }
@@ -63,6 +71,18 @@ impl TenancyRules {
             if let Some(url) = url {
                 self.allowed(url)
                     .map_err(|why| format!("signal '{name}': '{kind}' server {why}"))?;
+            }
+            if !self.allow_inline_credentials
+                && let Some(key) = source.inline_credential()
+            {
+                let from = match &source {
+                    SourceSpec::Redis(_) => "'redis.passwordFrom: {secret: NAME, key: KEY}'",
+                    _ => "'prometheus.bearerTokenFrom' or 'prometheus.basicAuth.passwordFrom'",
+                };
+                return Err(format!(
+                    "signal '{name}': '{key}' carries a password; reference a Secret instead ({from}), \
+                     or run the controller with --allow-inline-credentials"
+                ));
             }
         }
         Ok(())
@@ -123,6 +143,8 @@ mod tests {
         TenancyRules {
             allowed_signal_servers: servers.map(|s| s.iter().map(|x| x.to_string()).collect()),
             min_interval: Duration::from_secs(5),
+            // This module's tests of the allowlist name passwords in URLs.
+            allow_inline_credentials: true,
         }
     }
 
@@ -199,6 +221,55 @@ mod tests {
         assert!(
             rules(None)
                 .check(&cfg("{redis: {url: 'redis://anywhere:1/0', list: q}}"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn passwords_in_urls_are_refused_unless_allowed() {
+        let cfg = |src: &str| {
+            spec(&[
+                POLICY,
+                ("wasmscaler.io/config", &format!("{{signals: {{queue: {src}}}}}")),
+            ])
+        };
+        let strict = TenancyRules::default();
+        let e = strict
+            .check(&cfg(
+                "{redis: {url: 'redis://:hunter2@redis.jobs:6379/0', list: q}}",
+            ))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "signal 'queue': 'redis.url' carries a password; reference a Secret instead \
+             ('redis.passwordFrom: {secret: NAME, key: KEY}'), or run the controller with \
+             --allow-inline-credentials"
+        );
+        let e = strict
+            .check(&cfg(
+                "{prometheus: {query: x, server: 'https://u:hunter2@prom:9090'}}",
+            ))
+            .unwrap_err();
+        assert!(
+            e.starts_with("signal 'queue': 'prometheus.server' carries a password") && !e.contains("hunter2"),
+            "{e}"
+        );
+        assert!(
+            strict
+                .check(&cfg(
+                    "{redis: {url: 'redis://redis.jobs:6379/0', list: q, passwordFrom: {secret: s, key: k}}}"
+                ))
+                .is_ok()
+        );
+        let lenient = TenancyRules {
+            allow_inline_credentials: true,
+            ..TenancyRules::default()
+        };
+        assert!(
+            lenient
+                .check(&cfg(
+                    "{redis: {url: 'redis://:hunter2@redis.jobs:6379/0', list: q}}"
+                ))
                 .is_ok()
         );
     }

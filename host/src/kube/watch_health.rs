@@ -68,14 +68,8 @@ impl WatchHealth {
 
     /// The retry policy of one watch (give it to `Controller::trigger_backoff`).
     pub fn backoff(self: &Arc<Self>) -> WatchBackoff {
-        let builder = backon::ExponentialBuilder::default()
-            .with_min_delay(FIRST_RETRY)
-            .with_max_delay(MAX_RETRY)
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times();
         WatchBackoff {
-            inner: ExponentialBackoff::from(builder),
+            inner: retry_backoff(),
             health: self.clone(),
             failing: false,
         }
@@ -84,6 +78,19 @@ impl WatchHealth {
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+}
+
+/// The retry policy of a watch: 250 ms doubling to 2 s plus jitter, reset on the first
+/// event after an error (the signal sources' caches use it as is, `kube/cache.rs`).
+pub fn retry_backoff() -> ExponentialBackoff {
+    ExponentialBackoff::from(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(FIRST_RETRY)
+            .with_max_delay(MAX_RETRY)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times(),
+    )
 }
 
 /// One watch's backoff; reports its failing/working transitions to [`WatchHealth`].

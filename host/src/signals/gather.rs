@@ -6,12 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, join_all};
+use sha2::Digest as _;
 use wasmscaler_sdk::{Sample, Signal, SignalRequest};
 
 use super::prometheus::{PromError, Prometheus};
 use super::redis_queue::{RedisQueueError, RedisQueues};
-use super::source::{PromSource, SourceSpec, range_step_ms};
-use crate::kube::signals_api::{Gathered, PlanItem, SignalGatherer, TargetRef};
+use super::source::{PromAuth, PromSource, SourceSpec, range_step_ms};
+use crate::kube::signals_api::{
+    Credentials, Gathered, NoCredentials, PlanItem, SecretRef, SignalGatherer, TargetRef,
+};
 use crate::runtime::PrefetchedHistory;
 use crate::runtime::sandbox::MAX_HISTORY_SAMPLES;
 
@@ -38,6 +41,23 @@ pub enum SourceError {
     Redis(#[from] RedisQueueError),
     #[error("{0}")]
     Kubernetes(String),
+    #[error("credentials: {0}")]
+    Credentials(String),
+}
+
+/// The value of a Secret reference of the workload's namespace.
+async fn secret(
+    creds: &dyn Credentials,
+    req: &SignalRequest,
+    kind: &'static str,
+    namespace: &str,
+    r: &SecretRef,
+    timeout: Duration,
+) -> Result<String, SignalError> {
+    creds
+        .resolve(namespace, r, timeout)
+        .await
+        .map_err(|e| SignalError::new(req, kind, SourceError::Credentials(e)))
 }
 
 impl SignalError {
@@ -83,7 +103,9 @@ pub(crate) fn collect(results: Vec<Result<Signal, SignalError>>) -> Gathered {
     out
 }
 
-type HistoryKey = (String, String, u64, u64);
+/// (server, query, window, step, SHA-256 of the Authorization header): a series fetched
+/// with one workload's credentials is never handed to a workload without them.
+type HistoryKey = (String, String, u64, u64, Option<[u8; 32]>);
 /// Prefetched series by key, with the time they were fetched.
 type HistoryCache = HashMap<HistoryKey, (i64, Arc<Vec<Sample>>)>;
 
@@ -94,6 +116,7 @@ type HistoryCache = HashMap<HistoryKey, (i64, Arc<Vec<Sample>>)>;
 pub struct PrometheusGatherer {
     prom: Prometheus,
     history_cache: Mutex<HistoryCache>,
+    credentials: Arc<dyn Credentials>,
 }
 
 impl PrometheusGatherer {
@@ -101,13 +124,47 @@ impl PrometheusGatherer {
         Self {
             prom,
             history_cache: Mutex::new(HashMap::new()),
+            credentials: Arc::new(NoCredentials),
         }
+    }
+
+    /// Resolve `bearerTokenFrom` / `basicAuth.passwordFrom` with `credentials`.
+    pub fn with_credentials(mut self, credentials: Arc<dyn Credentials>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The `Authorization` header of `p`, from its Secret.
+    async fn authorization(
+        &self,
+        req: &SignalRequest,
+        namespace: &str,
+        p: &PromSource,
+    ) -> Result<Option<String>, SignalError> {
+        let timeout = Duration::from_millis(p.timeout_ms);
+        let creds = self.credentials.as_ref();
+        Ok(match &p.auth {
+            None => None,
+            Some(PromAuth::Bearer(r)) => Some(format!(
+                "Bearer {}",
+                secret(creds, req, "prometheus", namespace, r, timeout).await?
+            )),
+            Some(PromAuth::Basic { username, password }) => {
+                use base64::Engine as _;
+                let pw = secret(creds, req, "prometheus", namespace, password, timeout).await?;
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{pw}"))
+                ))
+            }
+        })
     }
 
     async fn one(
         &self,
         req: &SignalRequest,
         src: Option<&serde_json::Value>,
+        namespace: &str,
         now_ms: i64,
     ) -> Result<Signal, SignalError> {
         let p = parse_as(req, src, "prometheus", |spec| match spec {
@@ -116,9 +173,11 @@ impl PrometheusGatherer {
         })?;
         let timeout = Duration::from_millis(p.timeout_ms);
         let server = p.server.as_deref();
+        let auth = self.authorization(req, namespace, &p).await?;
+        let auth = auth.as_deref();
         let mut samples = if req.window_ms == 0 {
             self.prom
-                .instant(server, &p.query, now_ms, timeout)
+                .instant(server, auth, &p.query, now_ms, timeout)
                 .await
                 .map_err(|e| SignalError::new(req, "prometheus", e))?
                 .into_iter()
@@ -128,6 +187,7 @@ impl PrometheusGatherer {
             self.prom
                 .range(
                     server,
+                    auth,
                     &p.query,
                     start,
                     now_ms,
@@ -149,13 +209,28 @@ impl PrometheusGatherer {
         })
     }
 
-    async fn history(&self, name: &str, p: &PromSource, now_ms: i64) -> Option<(String, Vec<Sample>)> {
+    async fn history(
+        &self,
+        req: &SignalRequest,
+        namespace: &str,
+        p: &PromSource,
+        now_ms: i64,
+    ) -> Option<(String, Vec<Sample>)> {
+        let name = req.name.as_str();
         let h = p.history?;
+        let auth = match self.authorization(req, namespace, p).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(signal = name, error = %e, "history prefetch failed");
+                return None;
+            }
+        };
         let key: HistoryKey = (
             p.server.clone().unwrap_or_default(),
             p.query.clone(),
             h.window_ms,
             h.step_ms,
+            auth.as_ref().map(|a| sha2::Sha256::digest(a.as_bytes()).into()),
         );
         let fresh_after = now_ms.saturating_sub(i64::try_from(h.step_ms).unwrap_or(i64::MAX));
         if let Ok(cache) = self.history_cache.lock()
@@ -172,6 +247,7 @@ impl PrometheusGatherer {
             .prom
             .range(
                 p.server.as_deref(),
+                auth.as_deref(),
                 &p.query,
                 start,
                 now_ms,
@@ -198,18 +274,19 @@ impl PrometheusGatherer {
 impl SignalGatherer for PrometheusGatherer {
     fn gather<'a>(
         &'a self,
-        _target: &'a TargetRef,
+        target: &'a TargetRef,
         plan: &'a [PlanItem<'a>],
         now_ms: i64,
     ) -> BoxFuture<'a, Gathered> {
         Box::pin(async move {
-            let results = join_all(plan.iter().map(|(req, src)| self.one(req, *src, now_ms))).await;
+            let ns = target.namespace.as_str();
+            let results = join_all(plan.iter().map(|(req, src)| self.one(req, *src, ns, now_ms))).await;
             let mut out = collect(results);
             let histories = join_all(plan.iter().filter_map(|(req, src)| {
                 let spec = SourceSpec::parse((*src)?).ok()?;
                 match spec {
                     SourceSpec::Prometheus(p) if p.history.is_some() => {
-                        Some(async move { self.history(&req.name, &p, now_ms).await })
+                        Some(async move { self.history(req, ns, &p, now_ms).await })
                     }
                     _ => None,
                 }
@@ -226,9 +303,18 @@ impl SignalGatherer for PrometheusGatherer {
 
 /// Queue lengths from Redis lists (`LLEN`). Redis keeps no history: a windowed request
 /// gets the latest value as its only sample.
-#[derive(Default)]
 pub struct RedisGatherer {
     queues: RedisQueues,
+    credentials: Arc<dyn Credentials>,
+}
+
+impl Default for RedisGatherer {
+    fn default() -> Self {
+        Self {
+            queues: RedisQueues::default(),
+            credentials: Arc::new(NoCredentials),
+        }
+    }
 }
 
 impl RedisGatherer {
@@ -236,19 +322,31 @@ impl RedisGatherer {
         Self::default()
     }
 
+    /// Resolve `passwordFrom` with `credentials`.
+    pub fn with_credentials(mut self, credentials: Arc<dyn Credentials>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
     async fn one(
         &self,
         req: &SignalRequest,
         src: Option<&serde_json::Value>,
+        namespace: &str,
         now_ms: i64,
     ) -> Result<Signal, SignalError> {
         let r = parse_as(req, src, "redis", |spec| match spec {
             SourceSpec::Redis(r) => Some(r),
             _ => None,
         })?;
+        let timeout = Duration::from_millis(r.timeout_ms);
+        let password = match &r.password_from {
+            Some(s) => Some(secret(self.credentials.as_ref(), req, "redis", namespace, s, timeout).await?),
+            None => None,
+        };
         let n = self
             .queues
-            .list_len(&r.url, &r.list, Duration::from_millis(r.timeout_ms))
+            .list_len(&r.url, password.as_deref(), &r.list, timeout)
             .await
             .map_err(|e| SignalError::new(req, "redis", e))?;
         Ok(Signal {
@@ -261,12 +359,13 @@ impl RedisGatherer {
 impl SignalGatherer for RedisGatherer {
     fn gather<'a>(
         &'a self,
-        _target: &'a TargetRef,
+        target: &'a TargetRef,
         plan: &'a [PlanItem<'a>],
         now_ms: i64,
     ) -> BoxFuture<'a, Gathered> {
-        Box::pin(
-            async move { collect(join_all(plan.iter().map(|(req, src)| self.one(req, *src, now_ms))).await) },
-        )
+        let ns = target.namespace.as_str();
+        Box::pin(async move {
+            collect(join_all(plan.iter().map(|(req, src)| self.one(req, *src, ns, now_ms))).await)
+        })
     }
 }

@@ -1,7 +1,8 @@
 //! Prometheus HTTP API client: instant queries (`/api/v1/query`) for latest-only signals,
 //! range queries (`/api/v1/query_range`) for windowed signals and `history` prefetch.
 //! Queries are POSTed form-encoded (no URL length limit); every call has a timeout; the
-//! answer must be one series (aggregate with `sum(...)` etc.).
+//! answer must be one series (aggregate with `sum(...)` etc.). Credentials (a bearer token
+//! or basic auth from a Secret) go in the `Authorization` header, marked sensitive.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,16 +122,18 @@ impl Prometheus {
     }
 
     /// The value of `query` at `at_ms`, as one sample. No series: `Ok(None)`.
+    /// `auth`: the `Authorization` header's value, if any.
     pub async fn instant(
         &self,
         server: Option<&str>,
+        auth: Option<&str>,
         query: &str,
         at_ms: i64,
         timeout: Duration,
     ) -> Result<Option<Sample>, PromError> {
         let base = self.server(server)?;
         let form = form_encode(&[("query", query), ("time", &secs(at_ms))]);
-        match self.call(base, "/api/v1/query", form, timeout).await? {
+        match self.call(base, auth, "/api/v1/query", form, timeout).await? {
             ApiData::Vector(v) => match v.as_slice() {
                 [] => Ok(None),
                 [one] => point(&one.value).map(Some),
@@ -146,9 +149,11 @@ impl Prometheus {
     /// `query` over `[start_ms, end_ms]` every `step_ms` (widened so the answer stays
     /// within Prometheus's 11,000 points), on the grid of whole steps inside that span.
     /// Non-finite points are dropped. No series: empty.
+    #[allow(clippy::too_many_arguments)]
     pub async fn range(
         &self,
         server: Option<&str>,
+        auth: Option<&str>,
         query: &str,
         start_ms: i64,
         end_ms: i64,
@@ -165,7 +170,10 @@ impl Prometheus {
             ("end", &secs(end_ms)),
             ("step", &secs(i64::try_from(step_ms).unwrap_or(i64::MAX))),
         ]);
-        match self.call(base, "/api/v1/query_range", form, timeout).await? {
+        match self
+            .call(base, auth, "/api/v1/query_range", form, timeout)
+            .await?
+        {
             ApiData::Matrix(m) => match m.as_slice() {
                 [] => Ok(Vec::new()),
                 [one] => Ok(one.values.iter().filter_map(|p| point(p).ok()).collect()),
@@ -178,6 +186,7 @@ impl Prometheus {
     async fn call(
         &self,
         base: &str,
+        auth: Option<&str>,
         path: &str,
         form: String,
         timeout: Duration,
@@ -189,11 +198,20 @@ impl Prometheus {
                 url: base.to_string(),
                 message: e.to_string(),
             })?;
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "application/json")
+            .header("accept", "application/json");
+        if let Some(a) = auth {
+            let mut value = hyper::header::HeaderValue::from_str(a).map_err(|_| PromError::Url {
+                url: base.to_string(),
+                message: "the credential from the Secret is not a valid header value (a line break?)".into(),
+            })?;
+            value.set_sensitive(true);
+            req = req.header(hyper::header::AUTHORIZATION, value);
+        }
+        let req = req
             .body(Full::new(Bytes::from(form)))
             .map_err(|e| PromError::Url {
                 url: base.to_string(),

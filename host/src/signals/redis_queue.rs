@@ -1,13 +1,21 @@
 //! Redis list length as a queue signal (`LLEN`), KEDA's `redis` scaler with
-//! `listLength`. One multiplexed connection per Redis URL, reused across evaluations and
-//! dropped after an error; connect and response timeouts on every call.
+//! `listLength`. One multiplexed connection per Redis URL (and password), reused across
+//! evaluations and dropped after an error; connect and response timeouts on every call.
+//! At most [`MAX_CONNECTIONS`] are kept: the least recently used goes first, and one
+//! unused for [`IDLE_AFTER`] is closed.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo};
+use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
+
+/// Most Redis connections kept open (URLs are chosen by annotations).
+pub const MAX_CONNECTIONS: usize = 256;
+/// A connection unused this long is closed.
+pub const IDLE_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisQueueError {
@@ -25,10 +33,13 @@ pub enum RedisQueueError {
     Timeout { url: String, timeout_ms: u64 },
 }
 
-/// Redis connections by URL.
+/// URL + SHA-256 of the password (the password itself is not kept as a key).
+type ConnKey = (String, Option<[u8; 32]>);
+
+/// Redis connections by URL and password, with the time each was last used.
 #[derive(Default)]
 pub struct RedisQueues {
-    conns: Mutex<HashMap<String, MultiplexedConnection>>,
+    conns: Mutex<HashMap<ConnKey, (MultiplexedConnection, Instant)>>,
 }
 
 impl RedisQueues {
@@ -36,12 +47,28 @@ impl RedisQueues {
         Self::default()
     }
 
-    /// The length of list `list` (0 when the key does not exist, as `LLEN` says).
-    pub async fn list_len(&self, url: &str, list: &str, timeout: Duration) -> Result<u64, RedisQueueError> {
+    /// Connections open now.
+    pub async fn open_connections(&self) -> usize {
+        self.conns.lock().await.len()
+    }
+
+    /// The length of list `list` (0 when the key does not exist, as `LLEN` says);
+    /// `password`: AUTH with it (from a Secret), overriding any in the URL.
+    pub async fn list_len(
+        &self,
+        url: &str,
+        password: Option<&str>,
+        list: &str,
+        timeout: Duration,
+    ) -> Result<u64, RedisQueueError> {
         let shown = redact(url);
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let key: ConnKey = (
+            url.to_string(),
+            password.map(|p| Sha256::digest(p.as_bytes()).into()),
+        );
         let work = async {
-            let mut conn = self.connection(url, &shown, timeout).await?;
+            let mut conn = self.connection(&key, password, &shown, timeout).await?;
             let r: Result<u64, _> = redis::cmd("LLEN").arg(list).query_async(&mut conn).await;
             r.map_err(|e| RedisQueueError::Command {
                 url: shown.clone(),
@@ -57,24 +84,32 @@ impl RedisQueues {
         });
         if result.is_err() {
             // Reconnect next time rather than reuse a connection in an unknown state.
-            self.conns.lock().await.remove(url);
+            self.conns.lock().await.remove(&key);
         }
         result
     }
 
     async fn connection(
         &self,
-        url: &str,
+        key: &ConnKey,
+        password: Option<&str>,
         shown: &str,
         timeout: Duration,
     ) -> Result<MultiplexedConnection, RedisQueueError> {
-        if let Some(c) = self.conns.lock().await.get(url) {
+        if let Some((c, used)) = self.conns.lock().await.get_mut(key) {
+            *used = Instant::now();
             return Ok(c.clone());
         }
-        let client = redis::Client::open(url).map_err(|e| RedisQueueError::Url {
+        let bad_url = |e: redis::RedisError| RedisQueueError::Url {
             url: shown.to_string(),
             message: e.to_string(),
-        })?;
+        };
+        let mut info = key.0.as_str().into_connection_info().map_err(bad_url)?;
+        if let Some(p) = password {
+            let settings = info.redis_settings().clone().set_password(p);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).map_err(bad_url)?;
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
@@ -85,7 +120,20 @@ impl RedisQueues {
                 url: shown.to_string(),
                 message: e.to_string(),
             })?;
-        self.conns.lock().await.insert(url.to_string(), conn.clone());
+        let mut conns = self.conns.lock().await;
+        let now = Instant::now();
+        conns.retain(|_, (_, used)| now.duration_since(*used) < IDLE_AFTER);
+        while conns.len() >= MAX_CONNECTIONS {
+            let Some(oldest) = conns
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            conns.remove(&oldest);
+        }
+        conns.insert(key.clone(), (conn.clone(), now));
         Ok(conn)
     }
 }

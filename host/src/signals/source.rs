@@ -12,7 +12,9 @@
 //!       ignoreNullValues: false                        # default true: no series = 0
 //!       timeout: 3s                                    # default 5s
 //!       history: {window: 7d, step: 5m}                # prefetch for history()
-//!   queue-length: {redis: {url: 'redis://redis.jobs:6379/0', list: jobs}}
+//!   queue-length:
+//!     redis: {url: 'redis://redis.jobs:6379/0', list: jobs,
+//!             passwordFrom: {secret: redis-auth, key: password}}
 //!   spot-pending-pods: {kubernetes: {count: pendingPods, capacityType: spot}}
 //!   ready: {kubernetes: readyReplicas}
 //! ```
@@ -20,6 +22,7 @@
 use serde_json::{Map, Value};
 
 use crate::core::spec::parse_duration_ms;
+pub use crate::kube::signals_api::SecretRef;
 
 /// Default timeout of one network call made for one signal.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
@@ -46,6 +49,17 @@ pub struct PromSource {
     pub timeout_ms: u64,
     /// Prefetch a range for the `history` import.
     pub history: Option<HistorySpec>,
+    /// Credentials sent with every query.
+    pub auth: Option<PromAuth>,
+}
+
+/// How a Prometheus query authenticates (the credentials come from a Secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromAuth {
+    /// `bearerTokenFrom: {secret, key}`: `Authorization: Bearer <value>`.
+    Bearer(SecretRef),
+    /// `basicAuth: {username, passwordFrom: {secret, key}}`.
+    Basic { username: String, password: SecretRef },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +73,8 @@ pub struct RedisSource {
     pub url: String,
     pub list: String,
     pub timeout_ms: u64,
+    /// `passwordFrom: {secret, key}`: the password (AUTH) from a Secret.
+    pub password_from: Option<SecretRef>,
 }
 
 /// What to count among Kubernetes objects.
@@ -160,6 +176,29 @@ impl SourceSpec {
             Self::Kubernetes(_) => "kubernetes",
         }
     }
+
+    /// The option that carries a credential inline (a password in a URL), if any:
+    /// `redis.url` (`redis://:PASSWORD@host`, `unix:///sock?pass=PASSWORD`) or
+    /// `prometheus.server` (`https://user:PASSWORD@host`).
+    pub fn inline_credential(&self) -> Option<&'static str> {
+        match self {
+            Self::Redis(r) if url_has_password(&r.url) => Some("redis.url"),
+            Self::Prometheus(p) if p.server.as_deref().is_some_and(url_has_password) => {
+                Some("prometheus.server")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A URL with a password in its userinfo, or in a `pass`/`password` query parameter
+/// (Redis reads `pass` on `unix://` URLs). Text that is not a URL carries none.
+pub fn url_has_password(text: &str) -> bool {
+    let Ok(u) = url::Url::parse(text) else {
+        return false;
+    };
+    u.password().is_some_and(|p| !p.is_empty())
+        || u.query_pairs().any(|(k, _)| k == "pass" || k == "password")
 }
 
 fn options<'a>(kind: &str, body: &'a Value, allowed: &[&str]) -> Result<&'a Map<String, Value>, String> {
@@ -232,12 +271,21 @@ fn parse_prom(body: &Value) -> Result<PromSource, String> {
             ignore_null_values: true,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             history: None,
+            auth: None,
         });
     }
     let m = options(
         "prometheus",
         body,
-        &["query", "server", "ignoreNullValues", "timeout", "history"],
+        &[
+            "query",
+            "server",
+            "ignoreNullValues",
+            "timeout",
+            "history",
+            "bearerTokenFrom",
+            "basicAuth",
+        ],
     )?;
     let query = string("prometheus", m, "query")?.ok_or("'prometheus.query' is missing")?;
     let server = string("prometheus", m, "server")?;
@@ -269,17 +317,51 @@ fn parse_prom(body: &Value) -> Result<PromSource, String> {
             Some(HistorySpec { window_ms, step_ms })
         }
     };
+    let bearer = secret_ref("prometheus.bearerTokenFrom", m.get("bearerTokenFrom"))?;
+    let basic = match m.get("basicAuth") {
+        None | Some(Value::Null) => None,
+        Some(b) => {
+            let bm = options("prometheus.basicAuth", b, &["username", "passwordFrom"])?;
+            let username = string("prometheus.basicAuth", bm, "username")?
+                .ok_or("'prometheus.basicAuth.username' is missing")?;
+            let password = secret_ref("prometheus.basicAuth.passwordFrom", bm.get("passwordFrom"))?
+                .ok_or("'prometheus.basicAuth.passwordFrom' is missing (a Secret reference {secret, key})")?;
+            Some(PromAuth::Basic { username, password })
+        }
+    };
+    let auth = match (bearer, basic) {
+        (Some(_), Some(_)) => {
+            return Err("'prometheus.bearerTokenFrom' and 'prometheus.basicAuth' exclude each other".into());
+        }
+        (Some(b), None) => Some(PromAuth::Bearer(b)),
+        (None, basic) => basic,
+    };
     Ok(PromSource {
         query,
         server,
         ignore_null_values,
         timeout_ms: timeout("prometheus", m)?,
         history,
+        auth,
     })
 }
 
+/// `{secret: NAME, key: KEY}` at option `at` (e.g. `redis.passwordFrom`).
+fn secret_ref(at: &str, v: Option<&Value>) -> Result<Option<SecretRef>, String> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let m = v
+        .as_object()
+        .ok_or_else(|| format!("'{at}' must be a Secret reference {{secret: NAME, key: KEY}}, got {v}"))?;
+    let m = options(at, &Value::Object(m.clone()), &["secret", "key"])?.clone();
+    let secret = string(at, &m, "secret")?.ok_or_else(|| format!("'{at}.secret' is missing"))?;
+    let key = string(at, &m, "key")?.ok_or_else(|| format!("'{at}.key' is missing"))?;
+    Ok(Some(SecretRef { secret, key }))
+}
+
 fn parse_redis(body: &Value) -> Result<RedisSource, String> {
-    let m = options("redis", body, &["url", "list", "timeout"])?;
+    let m = options("redis", body, &["url", "list", "timeout", "passwordFrom"])?;
     let url = string("redis", m, "url")?.ok_or("'redis.url' is missing (e.g. redis://redis:6379/0)")?;
     if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
         return Err(format!(
@@ -287,10 +369,15 @@ fn parse_redis(body: &Value) -> Result<RedisSource, String> {
             crate::signals::redis_queue::redact(&url)
         ));
     }
+    let password_from = secret_ref("redis.passwordFrom", m.get("passwordFrom"))?;
+    if password_from.is_some() && url_has_password(&url) {
+        return Err("'redis.passwordFrom' and a password in 'redis.url' exclude each other".into());
+    }
     Ok(RedisSource {
         url,
         list: string("redis", m, "list")?.ok_or("'redis.list' is missing (the list's key)")?,
         timeout_ms: timeout("redis", m)?,
+        password_from,
     })
 }
 
@@ -426,6 +513,82 @@ mod tests {
             let e = SourceSpec::parse(&spec).unwrap_err();
             assert!(e.contains(needle), "{spec}: {e}");
         }
+    }
+
+    #[test]
+    fn credentials_are_secret_references() {
+        let r = SourceSpec::parse(&json!({"redis": {"url": "redis://r:6379/0", "list": "q",
+            "passwordFrom": {"secret": "redis-auth", "key": "password"}}}))
+        .unwrap();
+        let SourceSpec::Redis(r) = r else { panic!() };
+        assert_eq!(
+            r.password_from,
+            Some(SecretRef {
+                secret: "redis-auth".into(),
+                key: "password".into()
+            })
+        );
+        let p = SourceSpec::parse(&json!({"prometheus": {"query": "x",
+            "basicAuth": {"username": "u", "passwordFrom": {"secret": "s", "key": "k"}}}}))
+        .unwrap();
+        let SourceSpec::Prometheus(p) = p else { panic!() };
+        assert!(matches!(p.auth, Some(PromAuth::Basic { ref username, .. }) if username == "u"));
+        let p = SourceSpec::parse(&json!({"prometheus": {"query": "x",
+            "bearerTokenFrom": {"secret": "s", "key": "token"}}}))
+        .unwrap();
+        assert!(matches!(
+            p,
+            SourceSpec::Prometheus(PromSource {
+                auth: Some(PromAuth::Bearer(_)),
+                ..
+            })
+        ));
+        for (spec, needle) in [
+            (
+                json!({"redis": {"url": "redis://r", "list": "q", "passwordFrom": {"secret": "s"}}}),
+                "'redis.passwordFrom.key' is missing",
+            ),
+            (
+                json!({"redis": {"url": "redis://r", "list": "q", "passwordFrom": "s3cret"}}),
+                "'redis.passwordFrom' must be a Secret reference",
+            ),
+            (
+                json!({"redis": {"url": "redis://:pw@r", "list": "q",
+                    "passwordFrom": {"secret": "s", "key": "k"}}}),
+                "exclude each other",
+            ),
+            (
+                json!({"prometheus": {"query": "x", "bearerTokenFrom": {"secret": "s", "key": "k"},
+                    "basicAuth": {"username": "u", "passwordFrom": {"secret": "s", "key": "k"}}}}),
+                "exclude each other",
+            ),
+        ] {
+            let e = SourceSpec::parse(&spec).unwrap_err();
+            assert!(e.contains(needle), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn passwords_in_urls_are_inline_credentials() {
+        let inline = |spec: serde_json::Value| SourceSpec::parse(&spec).unwrap().inline_credential();
+        assert_eq!(
+            inline(json!({"redis": {"url": "redis://:pw@r:6379/0", "list": "q"}})),
+            Some("redis.url")
+        );
+        assert_eq!(
+            inline(json!({"redis": {"url": "unix:///run/r.sock?pass=pw", "list": "q"}})),
+            Some("redis.url")
+        );
+        assert_eq!(
+            inline(json!({"prometheus": {"query": "x", "server": "https://u:pw@prom:9090"}})),
+            Some("prometheus.server")
+        );
+        assert_eq!(
+            inline(json!({"redis": {"url": "redis://user@r:6379/0", "list": "q"}})),
+            None,
+            "a user name alone is no credential"
+        );
+        assert_eq!(inline(json!({"prometheus": "x"})), None);
     }
 
     #[test]

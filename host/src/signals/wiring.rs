@@ -8,7 +8,8 @@ use super::gather::{PrometheusGatherer, RedisGatherer};
 use super::kube_objects::KubeObjectsGatherer;
 use super::prometheus::{PromError, Prometheus};
 use crate::core::{Outcome, WorkloadSpec};
-use crate::kube::signals_api::{Actuated, Actuator, Gatherers, TargetRef};
+use crate::kube::secrets::SecretCache;
+use crate::kube::signals_api::{Actuated, Actuator, Credentials, Gatherers, TargetRef};
 use crate::kube::{Extensions, jobs, pools};
 
 /// Jobs for CronJob workloads (queue-job), the pool split for placements (spot-fallback).
@@ -107,11 +108,18 @@ impl Actuator for SignalsActuator {
 /// sources for the standard queue/spot names, and the Job / pool actuator.
 pub fn extensions(client: kube::Client, prometheus_url: Option<String>) -> Result<Extensions, PromError> {
     let mut gatherers = Gatherers::default();
+    // Secret references of signal credentials, from a cache of the labelled Secrets.
+    let credentials: Arc<dyn Credentials> = Arc::new(SecretCache::new(client.clone()));
     gatherers.register(
         "prometheus",
-        Arc::new(PrometheusGatherer::new(Prometheus::new(prometheus_url)?)),
+        Arc::new(
+            PrometheusGatherer::new(Prometheus::new(prometheus_url)?).with_credentials(credentials.clone()),
+        ),
     );
-    gatherers.register("redis", Arc::new(RedisGatherer::new()));
+    gatherers.register(
+        "redis",
+        Arc::new(RedisGatherer::new().with_credentials(credentials)),
+    );
     gatherers.register("kubernetes", Arc::new(KubeObjectsGatherer::new(client.clone())));
     // Signals without a source spec: running-jobs / pending-jobs of a CronJob, spot-* of a
     // spot-fallback workload; every other name stays with the reconciler's WorkloadFacts.

@@ -19,6 +19,11 @@ watchNamespace by a Role in that namespace.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "create", "delete"]
+{{- if .Values.secretReferences }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+{{- end }}
 {{- range .Values.extraKinds }}
 {{- $group := (splitList "/" .apiVersion | len | eq 2) | ternary (splitList "/" .apiVersion | first) "" }}
 - apiGroups: [{{ $group | quote }}]

@@ -1,0 +1,184 @@
+//! Watch caches the signal sources read instead of the API server: Pods and Nodes
+//! (`kubernetes` signals), labelled Secrets (credentials of `prometheus`/`redis` signals).
+//!
+//! One kube-runtime reflector per (kind, namespace), started the first time a workload
+//! needs it and shared by every workload after that, so an evaluation reads memory, not a
+//! LIST. Objects are trimmed before they are stored (managedFields, annotations and
+//! whatever else the reader never looks at: `strip`). A cache nobody read for
+//! [`IDLE_AFTER`] is stopped and forgotten (a namespace whose workloads went away costs
+//! nothing); the next read starts it again.
+//!
+//! While a cache has not listed once, a read waits for it up to the caller's deadline and
+//! then fails with a message that says so and carries the watch's last error (e.g. RBAC
+//! refusing `list`), which the signal then reports.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+/// A cache unread for this long is stopped.
+pub const IDLE_AFTER: Duration = Duration::from_secs(600);
+
+/// Builds the API a cache watches: `None` cluster-wide, `Some(ns)` one namespace.
+pub type ApiFor<K> = fn(kube::Client, Option<&str>) -> Api<K>;
+
+/// Lazily started, shared reflectors of one kind, one per namespace (or one cluster-wide).
+pub struct SharedCaches<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    client: kube::Client,
+    /// What the cache holds, for messages: `pods`, `nodes`, `Secrets labelled ...`.
+    what: &'static str,
+    api: ApiFor<K>,
+    config: watcher::Config,
+    strip: fn(&mut K),
+    caches: Mutex<HashMap<Option<String>, Arc<Cache<K>>>>,
+}
+
+struct Cache<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    store: Store<K>,
+    ready: watch::Receiver<bool>,
+    last_error: Arc<Mutex<Option<String>>>,
+    last_used: Mutex<Instant>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<K> Drop for Cache<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<K> SharedCaches<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    pub fn new(
+        client: kube::Client,
+        what: &'static str,
+        api: ApiFor<K>,
+        config: watcher::Config,
+        strip: fn(&mut K),
+    ) -> Self {
+        Self {
+            client,
+            what,
+            api,
+            config,
+            strip,
+            caches: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Number of caches running now.
+    pub fn running(&self) -> usize {
+        lock(&self.caches).len()
+    }
+
+    /// The cache of `namespace` (None: cluster-wide), started if it is not running, once
+    /// it has listed (waiting at most `wait`).
+    pub async fn store(&self, namespace: Option<&str>, wait: Duration) -> Result<Store<K>, String> {
+        let cache = {
+            let mut caches = lock(&self.caches);
+            let now = Instant::now();
+            let key = namespace.map(str::to_string);
+            caches.retain(|k, c| *k == key || now.duration_since(*lock(&c.last_used)) < IDLE_AFTER);
+            caches
+                .entry(key)
+                .or_insert_with(|| Arc::new(self.start(namespace)))
+                .clone()
+        };
+        *lock(&cache.last_used) = Instant::now();
+        let mut ready = cache.ready.clone();
+        if !*ready.borrow() {
+            let synced = tokio::time::timeout(wait, ready.wait_for(|r| *r)).await;
+            if !matches!(synced, Ok(Ok(_))) {
+                let scope = namespace
+                    .map(|n| format!(" in namespace {n}"))
+                    .unwrap_or_default();
+                let why = lock(&cache.last_error)
+                    .as_ref()
+                    .map(|e| format!(" (last watch error: {e})"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "the cache of {}{scope} has not synced yet{why}",
+                    self.what
+                ));
+            }
+        }
+        Ok(cache.store.clone())
+    }
+
+    fn start(&self, namespace: Option<&str>) -> Cache<K> {
+        let api = (self.api)(self.client.clone(), namespace);
+        let (reader, writer) = reflector::store();
+        let (ready_tx, ready) = watch::channel(false);
+        let last_error: Arc<Mutex<Option<String>>> = Arc::default();
+        let errors = last_error.clone();
+        let strip = self.strip;
+        let what = self.what;
+        let scope = namespace.unwrap_or("").to_string();
+        let stream = watcher(api, self.config.clone())
+            .backoff(super::watch_health::retry_backoff())
+            .modify(strip)
+            .reflect(writer);
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(ev) => {
+                        *lock(&errors) = None;
+                        if matches!(ev, watcher::Event::InitDone) {
+                            let _ = ready_tx.send(true);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(cache = what, namespace = %scope, error = %e, "watch failed");
+                        *lock(&errors) = Some(e.to_string());
+                    }
+                }
+            }
+        });
+        Cache {
+            store: reader,
+            ready,
+            last_error,
+            last_used: Mutex::new(Instant::now()),
+            task,
+        }
+    }
+}
+
+/// What every cache drops: managedFields and annotations (`kubectl apply`'s
+/// last-applied-configuration alone can be the larger half of an object, and holds a
+/// Secret's data in clear text).
+pub fn strip_metadata(meta: &mut kube::api::ObjectMeta) {
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+}
