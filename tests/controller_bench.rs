@@ -1,7 +1,12 @@
 //! Controller benchmark (ignored by default): N annotated Deployments (default 1000) on a
 //! real kube-apiserver, 15 s interval, the `wasmscaler run` binary as its own process.
-//! Reports controller CPU and memory, sustained evaluations per second, and the time from
-//! a load change to the /scale write (p50, p99).
+//! Each Deployment's `hpa` policy has two targets: `load` from an annotation (what the
+//! load changes patch) and `wobble` from a real Prometheus (`vector(100 + time() % 50)`):
+//! a signal whose value changes at every evaluation while the decision stays the same,
+//! so the steady phase shows what a moving signal costs in API writes. Reports
+//! controller CPU and memory, sustained evaluations per second, API writes per minute by
+//! resource (from the API server's own `apiserver_request_total`), and the time from a
+//! load change to the /scale write (p50, p99).
 //!
 //! ```sh
 //! cargo build --release -p wasmscaler
@@ -11,6 +16,8 @@
 
 #[path = "controlplane/mod.rs"]
 mod controlplane;
+#[path = "servers/mod.rs"]
+mod servers;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -86,7 +93,7 @@ fn deployment(name: &str, load: u32) -> Deployment {
         "metadata": {"name": name, "annotations": {
             "wasmscaler.io/policy": "hpa",
             "wasmscaler.io/max-replicas": "50",
-            "wasmscaler.io/config": "targets: [{signal: load, averageValue: 100}]\nsignals: {load: {annotation: example.com/load}}",
+            "wasmscaler.io/config": WOBBLING_CONFIG,
             "example.com/load": load.to_string(),
         }},
         "spec": {
@@ -97,6 +104,40 @@ fn deployment(name: &str, load: u32) -> Deployment {
         }
     }))
     .expect("valid deployment")
+}
+
+/// `load` decides (200: 2 replicas); `wobble` moves every evaluation (100-149, 1 replica
+/// at 1000 each) and never decides.
+const WOBBLING_CONFIG: &str = "targets: [{signal: load, averageValue: 100}, {signal: wobble, averageValue: 1000}]\n\
+signals: {load: {annotation: example.com/load}, wobble: {prometheus: 'vector(100 + time() % 50)'}}";
+
+/// `apiserver_request_total` summed per (verb, resource[/subresource]) for the writes.
+fn api_writes(metrics: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let label = |k: &str| {
+            let at = line.find(&format!("{k}=\"")).map(|i| i + k.len() + 2)?;
+            line[at..].split('"').next()
+        };
+        let verb = label("verb").unwrap_or_default();
+        if !matches!(verb, "POST" | "PUT" | "PATCH" | "DELETE") {
+            continue;
+        }
+        let mut resource = label("resource").unwrap_or_default().to_string();
+        if let Some(sub) = label("subresource").filter(|s| !s.is_empty()) {
+            resource = format!("{resource}/{sub}");
+        }
+        let v: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *out.entry(format!("{verb} {resource}")).or_insert(0.0) += v;
+    }
+    out
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -120,6 +161,7 @@ async fn thousand_deployments() {
         bin.display()
     );
 
+    let prometheus = servers::PrometheusServer::start(&[]);
     let cp = ControlPlane::start();
     let ns = cp.namespace("bench").await;
     let admin = cp.admin_client().await;
@@ -182,6 +224,8 @@ async fn thousand_deployments() {
             &addr,
             "--lease-namespace",
             SYSTEM_NAMESPACE,
+            "--prometheus-url",
+            &prometheus.url,
         ])
         .arg(format!("--kubeconfig={}", cp.controller_kubeconfig().display()))
         .env("RUST_LOG", "warn")
@@ -211,19 +255,33 @@ async fn thousand_deployments() {
     let converge = started.elapsed().as_secs_f64();
     println!("controller start -> all {n} scaled 1 -> 2: {converge:.1} s");
 
-    // Steady state: 15 s interval, no changes.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let (cpu0, ev0, t0) = (
+    // Steady state: 15 s interval, no changes but the wobble. Settle one interval first
+    // (the writes of the convergence itself).
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let apiserver_metrics = || cp.kubectl_ok(&["get", "--raw", "/metrics"]);
+    let (cpu0, ev0, w0, t0) = (
         proc_cpu_seconds(pid),
         metric(&scrape(&addr), "wasmscaler_evaluations_total"),
+        api_writes(&apiserver_metrics()),
         Instant::now(),
     );
     tokio::time::sleep(Duration::from_secs(steady_s)).await;
-    let (cpu1, ev1, el) = (
+    let (cpu1, ev1, w1, el) = (
         proc_cpu_seconds(pid),
         metric(&scrape(&addr), "wasmscaler_evaluations_total"),
+        api_writes(&apiserver_metrics()),
         t0.elapsed().as_secs_f64(),
     );
+    let mut writes: Vec<(String, f64)> = w1
+        .iter()
+        .map(|(k, v)| (k.clone(), (v - w0.get(k).copied().unwrap_or(0.0)) / el * 60.0))
+        .filter(|(_, per_min)| *per_min > 0.0)
+        .collect();
+    writes.sort_by(|a, b| a.0.cmp(&b.0));
+    println!("steady: API writes per minute (all clients; the load driver makes none now):");
+    for (k, per_min) in &writes {
+        println!("  {k}: {per_min:.1}");
+    }
     let rss = proc_rss_mib(pid);
     let evals = (ev1 - ev0) / el;
     let cpu = (cpu1 - cpu0) / el * 100.0;

@@ -2,7 +2,8 @@
 //!
 //! Prints, in one run on this machine: evaluate() latency through the sandbox (fresh
 //! Store per call, and the opt-in reused instance) next to the same policy called
-//! natively; evaluations per second on one core; component load time from the artifact
+//! natively, and on an engine without fuel metering (what the deterministic budget costs
+//! per call); evaluations per second on one core; component load time from the artifact
 //! cache vs compiling cold; reload latency (file write -> new version serving).
 //! `BENCH_QUICK=1` shortens every loop (a smoke run, not for quoting).
 //!
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use std::path::Path;
 
+use wasmscaler::runtime::engine::EngineSettings;
 use wasmscaler::runtime::{
     HistorySource, Limits, PolicyRef, PrefetchedHistory, Registry, Runtime, builtins, digest_of,
 };
@@ -75,6 +77,20 @@ fn main() {
     let fresh = measure(n, || {
         std::hint::black_box(policy.evaluate(&ctx, None).expect("evaluate"));
     });
+    // What fuel metering costs: the same calls on an engine without it.
+    let unmetered_rt = Runtime::with_settings(
+        None,
+        &EngineSettings {
+            metered: false,
+            ..EngineSettings::default()
+        },
+    )
+    .expect("engine");
+    let unmetered = unmetered_rt.load("hpa", hpa, Limits::default()).expect("load");
+    let fresh_unmetered = measure(n, || {
+        std::hint::black_box(unmetered.evaluate(&ctx, None).expect("evaluate"));
+    });
+    let hpa_fuel = policy.evaluate_metered(&ctx, None).1;
     let mut inst = policy.reusable().expect("instance");
     let reuse = measure(n, || {
         std::hint::black_box(inst.evaluate(&ctx, None).expect("evaluate"));
@@ -161,6 +177,12 @@ fn main() {
         ratio(fresh.p50)
     );
     println!(
+        "| evaluate, fresh Store, fuel metering off (bench only) | {} | {} | {:.0}x |",
+        us(fresh_unmetered.p50),
+        us(fresh_unmetered.p99),
+        ratio(fresh_unmetered.p50)
+    );
+    println!(
         "| evaluate, reused instance (opt-in) | {} | {} | {:.0}x |",
         us(reuse.p50),
         us(reuse.p99),
@@ -184,10 +206,16 @@ fn main() {
     );
     println!();
     println!("fresh-instance evaluations per second on one core: {per_sec:.0}");
+    println!(
+        "fuel metering: {hpa_fuel} fuel per hpa call; fresh-instance p50 {} with it, {} without ({:+.1} %)",
+        us(fresh.p50),
+        us(fresh_unmetered.p50),
+        (fresh.p50.as_secs_f64() / fresh_unmetered.p50.as_secs_f64().max(1e-12) - 1.0) * 100.0
+    );
     println!();
     keda_anchor(&policy, &ctx, n);
     println!();
-    standard_policies(&rt, quick);
+    standard_policies(&rt, &unmetered_rt, quick);
 }
 
 /// Our fresh-instance evaluate against KEDA's external-scaler `GetMetrics` round trip
@@ -252,14 +280,14 @@ fn keda_anchor(policy: &wasmscaler::runtime::LoadedPolicy, ctx: &Context, n: usi
 /// Each built-in policy on the first two ticks of its first scenario file
 /// (policies/<name>/scenarios): the first tick has no state (e.g. ml-predictive fits its
 /// model), the second carries the first one's state (ml-predictive reuses its forecast).
-fn standard_policies(rt: &Runtime, quick: bool) {
+fn standard_policies(rt: &Runtime, unmetered_rt: &Runtime, quick: bool) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
     println!(
-        "| policy | .wasm bytes | evaluate p50, first tick (no state) | evaluate p50, next tick (with state) |"
+        "| policy | .wasm bytes | evaluate p50, first tick (no state) | evaluate p50, next tick (with state) | next tick, fuel metering off | metering overhead | fuel per call (next tick) |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for name in builtins::names() {
         let dir = if name == "hpa" {
             None
@@ -300,7 +328,21 @@ fn standard_policies(rt: &Runtime, quick: bool) {
         let b = measure(n, || {
             let _ = std::hint::black_box(policy.evaluate(&ctx2, Some(history.clone())));
         });
-        println!("| {name} | {} | {} | {} |", bytes.len(), us(a.p50), us(b.p50));
+        let plain = unmetered_rt
+            .load(name, bytes, builtins::default_limits(name))
+            .expect("load");
+        let c = measure(n, || {
+            let _ = std::hint::black_box(plain.evaluate(&ctx2, Some(history.clone())));
+        });
+        let fuel = policy.evaluate_metered(&ctx2, Some(history.clone())).1;
+        println!(
+            "| {name} | {} | {} | {} | {} | {:+.1} % | {fuel} |",
+            bytes.len(),
+            us(a.p50),
+            us(b.p50),
+            us(c.p50),
+            (b.p50.as_secs_f64() / c.p50.as_secs_f64().max(1e-12) - 1.0) * 100.0
+        );
     }
 }
 

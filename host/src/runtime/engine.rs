@@ -29,6 +29,11 @@ pub struct EngineSettings {
     /// simulator and `policy eval` turn it off so that only the fuel budget, which counts
     /// the same on every machine, decides whether a call finishes.
     pub wall_clock_backstop: bool,
+    /// Fuel metering, i.e. the deterministic budget. Always on except to measure what
+    /// metering costs (the runtime bench): without it a call has no budget, only the
+    /// backstop.
+    #[doc(hidden)]
+    pub metered: bool,
 }
 
 impl Default for EngineSettings {
@@ -38,6 +43,7 @@ impl Default for EngineSettings {
             max_memory_bytes: 512 << 20,
             artifact_cache_max_bytes: super::artifact_cache::DEFAULT_MAX_BYTES,
             wall_clock_backstop: true,
+            metered: true,
         }
     }
 }
@@ -47,7 +53,7 @@ impl Default for EngineSettings {
 pub fn build(settings: &EngineSettings) -> Result<Arc<Engine>, RuntimeError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.consume_fuel(true);
+    config.consume_fuel(settings.metered);
     config.epoch_interruption(settings.wall_clock_backstop);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     let mut pool = PoolingAllocationConfig::default();

@@ -288,7 +288,8 @@ pub fn new_store(
 /// `EPOCH_TICK` long; one extra tick guarantees the backstop is never shorter than asked.
 /// (Without epoch interruption in the engine the epoch deadline is inert.)
 pub fn arm_budget(store: &mut Store<HostState>, limits: Limits) {
-    // Fails only on an engine built without fuel, which `engine::build` never makes; a
+    // Fails only on an engine built without fuel (`EngineSettings::metered` off, for the
+    // bench only), whose calls are bounded by the backstop alone. On a metered engine a
     // Store left without fuel would fail its first instruction, not run unbounded.
     let _ = store.set_fuel(limits.fuel());
     let tick = super::engine::EPOCH_TICK.as_millis().max(1);
