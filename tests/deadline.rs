@@ -149,3 +149,73 @@ fn a_describe_that_sleeps_does_not_hold_the_loader() {
     assert_eq!(p.info.name, "sleepy-describe");
     assert_eq!(p.evaluate(&mode("ok"), None).unwrap().reason, "awake");
 }
+
+/// `simulate` through its CLI entry point (`wasmscaler simulate FILE --output json`), on
+/// an idle machine and next to four busy threads: the same bytes. The scenario's file
+/// policy burns ~615 million fuel (~40 ms of a tight loop here) per call under a 60 ms
+/// deadline: a wall-clock deadline would fail some calls once the hogs take the cores.
+#[test]
+fn simulate_prints_the_same_bytes_on_an_idle_and_a_saturated_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("slow.wasm"), wasmscaler_tests::hostile_wasm()).unwrap();
+    std::fs::write(policies.join("limits.yaml"), "slow.wasm: {timeoutMs: 60}\n").unwrap();
+    // 12 minutes of a step load: 48 evaluations at 15 s.
+    let mut csv = String::from("timestamp_s,value\n");
+    for i in 0..12 {
+        csv.push_str(&format!("{},{}\n", i * 60, if i < 6 { 100 } else { 300 }));
+    }
+    std::fs::write(dir.path().join("step.csv"), csv).unwrap();
+    let scenario = dir.path().join("busy.yaml");
+    std::fs::write(
+        &scenario,
+        "name: busy\ntrace: {file: step.csv, unit: rps, interpolate: step}\npolicyDir: policies\n\
+         capacityPerReplica: 10\npodStartup: 60s\ninterval: 15s\nminReplicas: 1\nmaxReplicas: 50\n\
+         policies:\n  - {name: slow, policy: 'file:slow.wasm', config: {mode: slow}}\n  - {policy: hpa}\n",
+    )
+    .unwrap();
+    let simulate = |out: &std::path::Path| {
+        wasmscaler::cli::simulate::run(wasmscaler::cli::simulate::SimulateArgs {
+            scenario: Some(scenario.clone()),
+            output: wasmscaler::cli::simulate::Format::Json,
+            out: Some(out.to_path_buf()),
+            chart: None,
+            seed: None,
+            threads: 2,
+            timings: false,
+            quiet: true,
+        })
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+        std::fs::read(out).unwrap()
+    };
+    let idle = simulate(&dir.path().join("idle.json"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let busy = simulate(&dir.path().join("busy.json"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+    let report: serde_json::Value = serde_json::from_slice(&idle).unwrap();
+    let text = String::from_utf8_lossy(&idle);
+    assert!(
+        text.contains("\"slow\"") && !text.contains("\"failures\""),
+        "every call of the slow policy fits its budget: {report}"
+    );
+    assert!(
+        idle == busy,
+        "simulate output differs between an idle and a saturated machine"
+    );
+}

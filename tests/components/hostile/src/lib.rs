@@ -1,5 +1,5 @@
 //! A deliberately hostile policy, written against the raw bindings (no SDK guard rails).
-//! `config` is the name of the misbehaviour: ok, loop, alloc, panic, stack (shadow stack
+//! `config` is the name of the misbehaviour (or `{"mode": NAME}`): ok, loop, alloc, panic, stack (shadow stack
 //! in linear memory), deep (the wasm call stack), entropy (clock + random), huge,
 //! nan-metric, bad-placement, huge-state, log-spam, slow (busy for ~30 ms, then ok),
 //! stderr-flood (1 MiB to stderr, then ok), sleep (`thread::sleep` for 10 s, then ok),
@@ -44,6 +44,18 @@ fn deep(n: u64) -> u64 {
     }
 }
 
+/// The string value of a top-level `"mode"` key in a flat JSON object (no JSON parser in
+/// this raw component).
+fn mode_key(config: &str) -> Option<&str> {
+    let rest = &config[config.find("\"mode\"")? + 6..];
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    rest.split('"').next()
+}
+
 impl Guest for Hostile {
     fn describe() -> PolicyInfo {
         PolicyInfo {
@@ -60,9 +72,11 @@ impl Guest for Hostile {
 
     fn evaluate(ctx: Context) -> Result<Decision, PolicyError> {
         // A JSON object (any ordinary policy config) behaves like "ok", so the same
-        // context works for this component and a well-behaved one in reload tests.
+        // context works for this component and a well-behaved one in reload tests;
+        // `{"mode": "slow"}` names a misbehaviour where a config must be a mapping (a
+        // simulator scenario).
         let mode = if ctx.config.trim_start().starts_with('{') {
-            "ok".to_string()
+            mode_key(&ctx.config).unwrap_or("ok").to_string()
         } else {
             ctx.config.trim().trim_matches('"').to_string()
         };
