@@ -271,6 +271,89 @@ async fn a_deleted_workload_is_forgotten_and_its_successor_starts_afresh() {
     ctl.shutdown().await;
 }
 
+/// A Deployment without a policy of its own: something another workload could name.
+fn bystander(ns: &str, name: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
+spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/app:1\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_is_scaled_only_while_its_owner_opts_in() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("optin").await;
+    cp.apply(&bystander(&ns, "db", 2));
+    // load 500 at 100 per replica: 5 wanted, of db.
+    cp.apply(&deployment(
+        &ns,
+        "aimer",
+        1,
+        500,
+        &[("wasmscaler.io/target", "apps/v1/Deployment/db")],
+    ));
+    let ctl = cp.start_controller(settings(&ns)).await;
+    let refused = || async {
+        eventually("InvalidAnnotation: db has not opted in", || async {
+            let told = events(cp, &ns, "aimer").into_iter().any(|e| {
+                e.reason == "InvalidAnnotation"
+                    && e.note
+                        .contains("wasmscaler.io/target: Deployment/db has not opted in")
+                    && e.note.contains("wasmscaler.io/scalable-by: aimer")
+            });
+            let status = cp.status(&ns, "aimer").filter(|s| s["action"] == "invalid");
+            (told && status.is_some()).then_some(())
+        })
+        .await
+    };
+    refused().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        cp.replicas(&ns, "deployment", "db"),
+        Some(2),
+        "not scaled while it refuses"
+    );
+
+    // Its owner opts in: scaled from the next interval on, without touching `aimer`.
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "deployment",
+        "db",
+        "wasmscaler.io/scalable-by=aimer",
+    ]);
+    cp.replicas_become(&ns, "deployment", "db", 5).await;
+
+    // ... and withdraws: the next decision (load 800: 8) is not written.
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "deployment",
+        "db",
+        "wasmscaler.io/scalable-by-",
+    ]);
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "--overwrite",
+        "deployment",
+        "aimer",
+        "example.com/load=800",
+    ]);
+    refused().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(cp.replicas(&ns, "deployment", "db"), Some(5));
+    assert_eq!(
+        cp.replicas(&ns, "deployment", "aimer"),
+        Some(1),
+        "the annotated object is not the target"
+    );
+    ctl.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_config_or_an_unresolvable_target_is_a_bad_annotation_not_a_failure() {
     let cp = ControlPlane::shared();
@@ -486,7 +569,7 @@ async fn redis_credentials_come_from_labelled_secrets_only() {
     cp.apply(&deployment(&ns, "good", 1, 400, &[]));
     let client = cp.controller_client().await;
     let ctl = wasmscaler::kube::start(client, settings(&ns), |c| {
-        wasmscaler::signals::extensions(c, None)
+        wasmscaler::kube::extensions::extensions(c, None)
     })
     .await
     .expect("controller starts");

@@ -11,7 +11,7 @@ mod controlplane;
 use std::collections::BTreeMap;
 
 use controlplane::{ControlPlane, error_count, eventually, settings};
-use wasmscaler::kube::signals_api::{SignalGatherer, TargetRef};
+use wasmscaler::core::adapter::{SignalGatherer, TargetRef};
 use wasmscaler::signals::kube_objects::KubeObjectsGatherer;
 use wasmscaler_sdk::SignalRequest;
 
@@ -24,6 +24,9 @@ fn deployment(ns: &str, name: &str, replicas: u32, capacity: Option<&str>, annot
 spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n{selector}      containers:\n      - name: web\n        image: registry.invalid/web:1\n"
     )
 }
+
+/// A variant's annotations letting `web` scale it.
+const OPTED_IN: &str = "    wasmscaler.io/scalable-by: web\n";
 
 const WEB: &str = r#"    wasmscaler.io/policy: spot-fallback
     wasmscaler.io/interval: 1s
@@ -62,7 +65,8 @@ fn mark_unschedulable(cp: &ControlPlane, ns: &str, pod: &str) {
 async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("spot").await;
-    cp.apply(&deployment(&ns, "web-spot", 0, Some("spot"), "    {}\n"));
+    // The on-demand variant's owner has not (yet) opted in to being scaled by `web`.
+    cp.apply(&deployment(&ns, "web-spot", 0, Some("spot"), OPTED_IN));
     cp.apply(&deployment(
         &ns,
         "web-on-demand",
@@ -74,10 +78,43 @@ async fn placement_scales_the_pool_variants_and_pending_spot_pods_fall_back() {
     // The controller runs as the service account bound by deploy/rbac.yaml.
     let controller = cp.controller_client().await;
     let ctl = wasmscaler::kube::start(controller.clone(), settings(&ns), |c| {
-        wasmscaler::signals::extensions(c, None)
+        wasmscaler::kube::extensions::extensions(c, None)
     })
     .await
     .expect("controller starts");
+
+    eventually(
+        "InvalidAnnotation naming the variant that did not opt in",
+        || async {
+            cp.events(&ns, "web")
+                .iter()
+                .any(|(r, n)| {
+                    r == "InvalidAnnotation"
+                        && n.contains("pool 'on-demand': Deployment")
+                        && n.contains("/web-on-demand has not opted in")
+                        && n.contains("wasmscaler.io/scalable-by: web")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        (
+            cp.replicas(&ns, "deployment", "web-spot"),
+            cp.replicas(&ns, "deployment", "web-on-demand")
+        ),
+        (Some(0), Some(0)),
+        "no pool is written while one refuses"
+    );
+    cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "annotate",
+        "deployment",
+        "web-on-demand",
+        "wasmscaler.io/scalable-by=api, web",
+    ]);
 
     // load 1000 at 100 per replica = 10: 30 % on-demand floor = 3, spot 7.
     eventually("web-spot 7, web-on-demand 3", || async {

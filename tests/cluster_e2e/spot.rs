@@ -24,9 +24,10 @@ use crate::controlplane::eventually_within;
 use crate::controlplane::recorder::Recorder;
 use crate::start_controller;
 
+/// A pool variant of `web` (which it lets scale it).
 fn variant(ns: &str, name: &str, pool: &NodePool, replicas: u32) -> String {
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n      annotations: {{pod-ready.stage.kwok.x-k8s.io/delay: 1s}}\n    spec:\n      nodeSelector: {{{CAPACITY_LABEL}: {cap}, wasmscaler.test/pool: {pool}}}\n      tolerations: [{{key: wasmscaler.test/pool, operator: Exists, effect: NoSchedule}}]\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n        resources: {{requests: {{cpu: '1'}}}}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations: {{wasmscaler.io/scalable-by: web}}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n      annotations: {{pod-ready.stage.kwok.x-k8s.io/delay: 1s}}\n    spec:\n      nodeSelector: {{{CAPACITY_LABEL}: {cap}, wasmscaler.test/pool: {pool}}}\n      tolerations: [{{key: wasmscaler.test/pool, operator: Exists, effect: NoSchedule}}]\n      containers:\n      - name: web\n        image: registry.invalid/web:1\n        resources: {{requests: {{cpu: '1'}}}}\n",
         cap = pool.capacity_type,
         pool = pool.name,
     )

@@ -29,8 +29,8 @@ use super::events::{EventLog, Notice};
 use super::leader::Leadership;
 use super::metrics::{Metrics, WorkloadLabels};
 use super::report::{PolicyStatus, Status, transitions};
-use super::signals_api::{Actuator, Gatherers, TargetRef};
 use super::tenancy::TenancyRules;
+use crate::core::adapter::{Actuator, Gatherers, TargetRef};
 use crate::core::spec::{POLICY, STATE, STATUS, TARGET};
 use crate::core::{self, Action as CoreAction, Mode, Observation, Pause, Plan, WorkloadSpec, WorkloadState};
 use crate::runtime::Registry;
@@ -264,6 +264,9 @@ pub enum Error {
     Conflict(String),
     #[error("target {0}: {1}")]
     Target(String, String),
+    /// An object the workload would scale has not opted in to it.
+    #[error("target {0}: {1}")]
+    Refused(String, String),
     #[error("evaluation task failed: {0}")]
     Task(String),
 }
@@ -274,7 +277,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube_api",
             Error::Conflict(_) => "conflict",
-            Error::Target(..) => "target",
+            Error::Target(..) | Error::Refused(..) => "target",
             Error::Task(_) => "task",
         }
     }
@@ -296,7 +299,9 @@ pub fn error_policy(obj: Arc<DynamicObject>, err: &Error, ctx: Arc<Context>) -> 
     };
     let first = match err {
         Error::Conflict(_) => Duration::from_millis(100),
-        Error::Kube(_) | Error::Task(_) | Error::Target(..) => Duration::from_millis(500),
+        Error::Kube(_) | Error::Task(_) | Error::Target(..) | Error::Refused(..) => {
+            Duration::from_millis(500)
+        }
     };
     let interval = WorkloadSpec::from_annotations(&w.annotations, s.default_max_replicas)
         .map(|spec| Duration::from_millis(spec.interval_ms))
@@ -447,6 +452,8 @@ struct ScaleTarget {
     via: ScaleVia,
     /// The `wasmscaler.io/target` text that named it (empty: the object itself).
     named_by: String,
+    /// Its kind (for messages).
+    kind: String,
 }
 
 /// What the act step did.
@@ -491,8 +498,11 @@ async fn reconcile_once(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Ac
     }
 
     // Observe. A target that cannot be resolved is a bad annotation too (the kind or the
-    // object may appear later: look again after a while).
+    // object may appear later: look again after a while); so is one that refuses this
+    // workload (its owner may opt in: look again every interval).
+    let interval = Duration::from_millis(spec.interval_ms.max(core::evaluate::MIN_WAIT_MS));
     let target_error = |m: String| record_invalid(s, &ctx, &w, fp, m, Some(TARGET_RECHECK));
+    let refused = |m: String| record_invalid(s, &ctx, &w, fp, m, Some(interval));
     let scale = match scale_target(s, &ctx, &w, &spec).await {
         Ok(scale) => scale,
         Err(Error::Target(_, m)) => return target_error(m).await,
@@ -501,6 +511,7 @@ async fn reconcile_once(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Ac
     let target = match observe(s, &ctx, &obj, &w, &scale).await {
         Ok(target) => target,
         Err(Error::Target(_, m)) => return target_error(m).await,
+        Err(Error::Refused(_, m)) => return refused(m).await,
         Err(e) => return Err(e),
     };
     let now = now_ms();
@@ -513,15 +524,7 @@ async fn reconcile_once(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Ac
         // A config the policy rejects is a typo to fix, not a failing policy: it never
         // counts towards the failure threshold (and so never applies fallback replicas).
         Decided::ConfigRejected(m) => {
-            return record_invalid(
-                s,
-                &ctx,
-                &w,
-                fp,
-                m,
-                Some(Duration::from_millis(spec.interval_ms.max(100))),
-            )
-            .await;
+            return record_invalid(s, &ctx, &w, fp, m, Some(interval)).await;
         }
     };
     observe_evaluation(s, &outcome, started.elapsed());
@@ -593,6 +596,7 @@ async fn scale_target(
             name: w.name.clone(),
             via: ctx.via,
             named_by: String::new(),
+            kind: w.kind.clone(),
         });
     };
     let bad = |m: String| Error::Target(w.key.clone(), format!("{TARGET}: {m}"));
@@ -613,6 +617,7 @@ async fn scale_target(
         name: n,
         via: ScaleVia::Subresource,
         named_by: t.clone(),
+        kind: k,
     })
 }
 
@@ -653,6 +658,9 @@ async fn observe(
                 }
                 Err(e) => return Err(e.into()),
             };
+            if !scale.named_by.is_empty() {
+                target_opted_in(scale, w).await?;
+            }
             let replicas = sc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
             let st = sc.status.as_ref();
             target.replicas = u32::try_from(replicas).unwrap_or(0);
@@ -667,11 +675,34 @@ async fn observe(
             target.ready_replicas = 0;
         }
     }
-    if let Some((r, ready)) = s.actuator.current_replicas(&target).await {
-        target.replicas = r;
-        target.ready_replicas = ready;
+    match s.actuator.current_replicas(&target).await {
+        Ok(Some((r, ready))) => {
+            target.replicas = r;
+            target.ready_replicas = ready;
+        }
+        Ok(None) => {}
+        Err(refused) => return Err(Error::Refused(w.key.clone(), refused)),
     }
     Ok(target)
+}
+
+/// Refuse a `wasmscaler.io/target` whose owner has not opted in (see
+/// [`super::tenancy::scalable_by`]). Read on every evaluation, next to its `/scale`, so a
+/// withdrawn opt-in stops the next write.
+async fn target_opted_in(scale: &ScaleTarget, w: &Subject) -> Result<(), Error> {
+    let meta = scale.api.get_metadata(&scale.name).await?;
+    let annotations = meta.metadata.annotations.unwrap_or_default();
+    if super::tenancy::scalable_by(&annotations, &w.name) {
+        return Ok(());
+    }
+    let what = format!("{}/{}", scale.kind, scale.name);
+    Err(Error::Refused(
+        w.key.clone(),
+        format!(
+            "{TARGET}: {}",
+            super::tenancy::not_scalable_by(&what, &w.kind, &w.name)
+        ),
+    ))
 }
 
 /// State: our cache, else what is persisted on the workload (resumed at `now`).
@@ -945,12 +976,7 @@ async fn record(
         publish(s, &w.reference, n).await;
     }
 
-    let wait_ms = outcome
-        .recheck_after_ms
-        .map(|r| r.min(spec.interval_ms))
-        .unwrap_or(spec.interval_ms)
-        .max(100);
-    let wait = Duration::from_millis(wait_ms);
+    let wait = Duration::from_millis(outcome.next_wait_ms(spec.interval_ms));
     let fp = fingerprint(&w.annotations, acted.object_replicas, w.ready);
     s.commit(w, fp, wait, Some(state.clone()), status.clone());
     let api = Api::<DynamicObject>::namespaced_with(s.client.clone(), &w.namespace, &ctx.resource);

@@ -10,6 +10,7 @@
 //! asks for more is refused like any bad annotation (an `InvalidAnnotation` Event and the
 //! status name the rule); every other workload is served as before.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::core::spec::{INTERVAL, WorkloadSpec};
@@ -117,6 +118,30 @@ impl TenancyRules {
     }
 }
 
+/// The annotation by which an object's owner lets annotated workloads of its namespace
+/// scale it as their `wasmscaler.io/target` or as a pool variant: a comma-separated list
+/// of the annotated workloads' names, or `*` for any of them.
+pub const SCALABLE_BY: &str = "wasmscaler.io/scalable-by";
+
+/// Whether the object with `annotations` lets the annotated workload `scaler` (a name in
+/// the same namespace) write its replicas. Editing the annotated workload proves nothing
+/// about another object: its owner has to opt in, or every tenant who can annotate one
+/// Deployment could scale every `/scale` object of the namespace.
+pub fn scalable_by(annotations: &BTreeMap<String, String>, scaler: &str) -> bool {
+    annotations
+        .get(SCALABLE_BY)
+        .is_some_and(|list| list.split(',').map(str::trim).any(|n| n == "*" || n == scaler))
+}
+
+/// The refusal for an object (`what`, e.g. "Deployment/db") that has not opted in.
+pub fn not_scalable_by(what: &str, scaler_kind: &str, scaler: &str) -> String {
+    format!(
+        "{what} has not opted in to being scaled by {scaler_kind}/{scaler}: annotate it \
+         {SCALABLE_BY}: {scaler} (a comma-separated list of names, or '*' for any annotated \
+         workload of the namespace)"
+    )
+}
+
 fn seconds(ms: u64) -> String {
     if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
@@ -127,9 +152,18 @@ fn seconds(ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
+
+    #[test]
+    fn only_an_object_that_names_the_scaler_may_be_scaled_by_it() {
+        let with = |v: &str| BTreeMap::from([(SCALABLE_BY.to_string(), v.to_string())]);
+        assert!(!scalable_by(&BTreeMap::new(), "web"));
+        assert!(scalable_by(&with("web"), "web"));
+        assert!(scalable_by(&with("api, web ,jobs"), "web"));
+        assert!(scalable_by(&with("*"), "web"));
+        assert!(!scalable_by(&with("webx,we"), "web"));
+        assert!(!scalable_by(&with(""), "web"));
+    }
 
     fn spec(pairs: &[(&str, &str)]) -> WorkloadSpec {
         let a: BTreeMap<String, String> = pairs
