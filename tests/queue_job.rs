@@ -16,7 +16,7 @@ use controlplane::{ControlPlane, eventually, settings};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams};
 use servers::RedisServer;
-use wasmscaler::kube::signals_api::{SignalGatherer, TargetRef};
+use wasmscaler::core::adapter::{SignalGatherer, TargetRef};
 use wasmscaler::signals::kube_objects::KubeObjectsGatherer;
 
 fn cronjob(ns: &str, name: &str, redis_url: &str, suspend: bool) -> String {
@@ -119,7 +119,7 @@ async fn redis_items_become_jobs_from_the_cronjob_template() {
     let mut s = settings(&ns);
     s.extra_kinds = vec!["batch/v1/CronJob".into()];
     let ctl = wasmscaler::kube::start(controller.clone(), s, |c| {
-        wasmscaler::signals::extensions(c, None)
+        wasmscaler::kube::extensions::extensions(c, None)
     })
     .await
     .expect("controller starts");

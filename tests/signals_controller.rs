@@ -45,9 +45,11 @@ spec:
     // The Prometheus URL is the controller's default (--prometheus-url).
     let client = cp.controller_client().await;
     let url = Some(prom.url.clone());
-    let ctl = wasmscaler::kube::start(client, settings(&ns), |c| wasmscaler::signals::extensions(c, url))
-        .await
-        .expect("controller starts");
+    let ctl = wasmscaler::kube::start(client, settings(&ns), |c| {
+        wasmscaler::kube::extensions::extensions(c, url)
+    })
+    .await
+    .expect("controller starts");
 
     eventually("shop scaled to 5 for 500 rps", || async {
         (cp.replicas(&ns, "deployment", "shop") == Some(5)).then_some(())

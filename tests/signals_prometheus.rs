@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use servers::{Exporter, PrometheusServer};
-use wasmscaler::kube::signals_api::{Gathered, SignalGatherer, TargetRef};
+use wasmscaler::core::adapter::{Gathered, SignalGatherer, TargetRef};
 use wasmscaler::signals::{Prometheus, PrometheusGatherer};
 use wasmscaler_sdk::SignalRequest;
 

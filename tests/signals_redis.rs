@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use servers::RedisServer;
-use wasmscaler::kube::signals_api::{Gathered, SignalGatherer, TargetRef};
+use wasmscaler::core::adapter::{Gathered, SignalGatherer, TargetRef};
 use wasmscaler::signals::RedisGatherer;
 use wasmscaler_sdk::SignalRequest;
 

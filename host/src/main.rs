@@ -23,9 +23,9 @@ enum Command {
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
     /// Run the controller against a Kubernetes API server.
-    Run(wasmscaler::kube::cli::RunArgs),
+    Run(cli::run::RunArgs),
     /// Replay a load trace through policies on a simulated cluster and score them.
-    Simulate(wasmscaler::sim::cli::SimulateArgs),
+    Simulate(cli::simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,8 +43,8 @@ fn main() -> ExitCode {
     cli::init_logging();
     let result = match cli.command {
         Command::Policy(cmd) => cli::policy::run(cmd),
-        Command::Run(args) => wasmscaler::kube::cli::run(args),
-        Command::Simulate(args) => wasmscaler::sim::cli::run(args),
+        Command::Run(args) => cli::run::run(args),
+        Command::Simulate(args) => cli::simulate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

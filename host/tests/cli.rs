@@ -110,3 +110,28 @@ fn validate_reports_the_key_and_exit_2() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("valid configuration"));
 }
+
+#[test]
+fn eval_hands_the_policy_its_config_without_the_host_owned_keys() {
+    // A workload's whole wasmscaler.io/config pasted into a context: `signals:` and
+    // `variants:` are the host's (the controller strips them), so the policy answers as
+    // it does in the cluster instead of rejecting unknown keys.
+    let dir = tempfile::tempdir().unwrap();
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(example_context()).unwrap()).unwrap();
+    let mut pasted = base.clone();
+    pasted["config"] = serde_json::json!(
+        "targets: [{signal: load, averageValue: 100}]\nsignals: {load: {prometheus: 'sum(rate(x[1m]))'}}\nvariants: {spot: web-spot}\n"
+    );
+    let f = dir.path().join("pasted.json");
+    std::fs::write(&f, pasted.to_string()).unwrap();
+    let out = wasmscaler(&["policy", "eval", "hpa", "--context", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plain = wasmscaler(&["policy", "eval", "hpa", "--context", &example_context()]);
+    let p: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(
+        (v["replicas"].clone(), v["reason"].clone()),
+        (p["replicas"].clone(), p["reason"].clone())
+    );
+}

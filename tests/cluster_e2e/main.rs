@@ -38,9 +38,11 @@ pub async fn start_controller(
     let client = c.controller_client().await;
     let mut s = controlplane::settings(ns);
     s.extra_kinds = extra_kinds.iter().map(|k| k.to_string()).collect();
-    wasmscaler::kube::start(client, s, |c| wasmscaler::signals::extensions(c, prometheus))
-        .await
-        .expect("controller starts")
+    wasmscaler::kube::start(client, s, |c| {
+        wasmscaler::kube::extensions::extensions(c, prometheus)
+    })
+    .await
+    .expect("controller starts")
 }
 
 /// `Scaled` Events of one object, oldest first (their notes).

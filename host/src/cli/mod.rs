@@ -1,6 +1,10 @@
-//! Command-line adapters. Each subcommand parses its input, calls the library, prints.
+//! Command-line adapters. Each subcommand parses its input, calls the library, prints:
+//! `policy` (inspect, eval, validate), `run` (the controller, [`crate::kube`]), `simulate`
+//! ([`crate::sim`]). Only this module knows about exit codes ([`Failure`]).
 
 pub mod policy;
+pub mod run;
+pub mod simulate;
 
 /// How a command failed: bad input the user must fix (exit 2) or a failure while doing
 /// the work (exit 1).

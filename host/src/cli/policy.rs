@@ -195,13 +195,15 @@ fn read_context(path: &Path) -> Result<(Context, PrefetchedHistory), Failure> {
             e.into_inner()
         ))
     })?;
+    // The config as the controller would hand it over: a workload's whole
+    // `wasmscaler.io/config` can be pasted, its host-owned keys are not the policy's.
     let config = match file.config {
-        serde_json::Value::Null => "{}".to_string(),
+        serde_json::Value::Null => serde_json::json!({}),
         serde_json::Value::String(s) => parse_yaml_or_json(&s)
-            .map_err(|m| Failure::usage(anyhow!("{}: at 'config': {m}", path.display())))?
-            .to_string(),
-        v => v.to_string(),
+            .map_err(|m| Failure::usage(anyhow!("{}: at 'config': {m}", path.display())))?,
+        v => v,
     };
+    let config = crate::core::spec::policy_view(config).to_string();
     let to_samples = |v: Vec<(i64, f64)>| {
         v.into_iter()
             .map(|(at_ms, value)| Sample { at_ms, value })
@@ -249,7 +251,7 @@ fn eval(a: EvalArgs) -> Result<(), Failure> {
     let (ctx, history) = read_context(&a.context)?;
     let policy = load(&a.source)?;
     let started = Instant::now();
-    let result = policy.evaluate(&ctx, Some(Arc::new(history)));
+    let (result, _fuel) = crate::core::evaluate::call_policy(&policy, &ctx, Some(Arc::new(history)));
     let latency_us = started.elapsed().as_micros();
     let decision = result.map_err(|e| Failure::runtime(anyhow!("{}: {e}", policy.name)))?;
     let mut value = serde_json::to_value(Printed { decision, latency_us }).map_err(Failure::runtime)?;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::Settings;
-use crate::cli::Failure;
+use super::Failure;
+use crate::kube::Settings;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -125,7 +125,7 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
         lease_retry: (lease_duration / 5).max(Duration::from_millis(500)),
         metrics_addr: Some(args.metrics_addr),
         concurrency: args.concurrency,
-        tenancy: super::tenancy::TenancyRules {
+        tenancy: crate::kube::tenancy::TenancyRules {
             allowed_signal_servers: args.allowed_signal_servers,
             min_interval: args.min_interval,
             allow_inline_credentials: args.allow_inline_credentials,
@@ -135,11 +135,11 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
     // Signal sources (prometheus, redis, kubernetes) and the Job / pool actuator, on the
     // controller's fenced client.
     let prometheus_url = args.prometheus_url.clone();
-    let extensions = move |client| crate::signals::extensions(client, prometheus_url);
-    let running = super::start(client, settings, extensions)
+    let extensions = move |client| crate::kube::extensions::extensions(client, prometheus_url);
+    let running = crate::kube::start(client, settings, extensions)
         .await
         .map_err(|e| match e {
-            super::StartError::Kind(..) | super::StartError::PolicyWatch(..) => Failure::usage(e),
+            crate::kube::StartError::Kind(..) | crate::kube::StartError::PolicyWatch(..) => Failure::usage(e),
             other => Failure::runtime(other),
         })?;
     if let Some(a) = running.metrics_addr {

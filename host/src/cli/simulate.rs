@@ -10,9 +10,9 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::report::{self, chart, json, table};
-use super::{SimError, run, scenario, setup};
-use crate::cli::Failure;
+use super::Failure;
+use crate::sim::report::{self, chart, json, table};
+use crate::sim::{SimError, run, scenario, setup};
 
 /// The bundled default scenario (NASA July 1995, knative-concurrency and ml-predictive
 /// against the HPA baseline), embedded with its trace so it runs from anywhere.

@@ -1,5 +1,7 @@
-//! The seam between the reconciler (this module's owner) and the signal sources and
-//! special actuators (`host/src/signals/`, `kube/jobs.rs`, `kube/pools.rs`).
+//! The seam between an adapter's evaluation loop (the controller's reconciler) and the
+//! signal sources and special actuators it plugs in (`crate::signals`, the controller's
+//! Job and pool actuators in `crate::kube`). Plain data and traits: nothing here knows
+//! Kubernetes' API, so both sides depend on this module and never on each other's.
 //!
 //! Per workload per tick the reconciler:
 //! 1. builds a [`TargetRef`] (what is scaled, with its pod selector),
@@ -324,8 +326,13 @@ pub trait Actuator: Send + Sync {
 
     /// Replicas this actuator manages for `target` right now (e.g. the sum over pool
     /// variants, or running Jobs of a CronJob), overriding the workload's own count.
-    fn current_replicas<'a>(&'a self, _target: &'a TargetRef) -> BoxFuture<'a, Option<(u32, u32)>> {
-        Box::pin(async { None })
+    /// Err: an object the actuator would write refuses to be scaled by this workload (the
+    /// message names it and the rule): the workload is not evaluated.
+    fn current_replicas<'a>(
+        &'a self,
+        _target: &'a TargetRef,
+    ) -> BoxFuture<'a, Result<Option<(u32, u32)>, String>> {
+        Box::pin(async { Ok(None) })
     }
 }
 

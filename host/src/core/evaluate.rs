@@ -170,6 +170,20 @@ impl Outcome {
     }
 }
 
+/// The shortest wait between two evaluations of a workload, whatever a policy asks.
+pub const MIN_WAIT_MS: u64 = 100;
+
+impl Outcome {
+    /// When to evaluate next: the workload's interval, or sooner when a policy asked
+    /// (`recheck_after_ms`: Knative's 2 s tick, a cron boundary), never sooner than
+    /// [`MIN_WAIT_MS`]. The rule of every adapter.
+    pub fn next_wait_ms(&self, interval_ms: u64) -> u64 {
+        self.recheck_after_ms
+            .map_or(interval_ms, |r| r.min(interval_ms))
+            .max(MIN_WAIT_MS)
+    }
+}
+
 fn action_for(mode: Mode, current: u32, desired: u32) -> Action {
     if desired == current {
         Action::Hold
@@ -356,8 +370,19 @@ fn run_one(
         signals,
         state,
     };
-    let (result, fuel) = policy.evaluate_metered(&ctx, obs.history.clone());
+    let (result, fuel) = call_policy(policy, &ctx, obs.history.clone());
     (result.map_err(|e| with_gather_errors(e, policy, spec, obs)), fuel)
+}
+
+/// The one place a policy is called (every adapter's evaluation and `policy eval`): the
+/// sandboxed call with its budget, the decision checked by the runtime, and the fuel it
+/// burned.
+pub fn call_policy(
+    policy: &LoadedPolicy,
+    ctx: &Context,
+    history: Option<std::sync::Arc<dyn crate::runtime::HistorySource>>,
+) -> (Result<Decision, EvalError>, u64) {
+    policy.evaluate_metered(ctx, history)
 }
 
 /// A policy that went without an optional signal only knows it is missing; the host knows

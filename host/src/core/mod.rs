@@ -6,10 +6,15 @@
 //! - [`guardrails`]: min/max, stabilization, rate policies, fail-static, fallback.
 //! - [`evaluate`]: resolve, call each policy, compose, guard -> outcome.
 //! - [`state`]: what is remembered per workload.
+//! - [`pools`]: which workload runs each pool of a placement (the host's `variants:`).
+//! - [`adapter`]: the seam an adapter plugs its signal sources and actuators into
+//!   (gatherer and actuator traits, the target they act on).
 
+pub mod adapter;
 pub mod behavior;
 pub mod evaluate;
 pub mod guardrails;
+pub mod pools;
 pub mod spec;
 pub mod state;
 

@@ -60,6 +60,20 @@ pub enum Pause {
     At(u32),
 }
 
+/// Keys of `wasmscaler.io/config` the host owns and removes before a policy sees its
+/// config: the signal mapping and the pool mapping.
+pub const SIGNALS_KEY: &str = "signals";
+pub const VARIANTS_KEY: &str = "variants";
+
+/// `config` as a policy receives it: without the host-owned keys.
+pub fn policy_view(mut config: Value) -> Value {
+    if let Value::Object(m) = &mut config {
+        m.remove(SIGNALS_KEY);
+        m.remove(VARIANTS_KEY);
+    }
+    config
+}
+
 /// One policy on a workload and its configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyBinding {
@@ -77,6 +91,9 @@ pub struct WorkloadSpec {
     /// Host-owned signal mapping (`signals:` in the config): signal name -> source spec,
     /// interpreted by the adapter (PromQL, Redis list, ...).
     pub signal_sources: BTreeMap<String, Value>,
+    /// Host-owned pool mapping (`variants:` in the config): pool name -> the workload that
+    /// runs it (see [`crate::core::pools`]).
+    pub pool_variants: BTreeMap<String, String>,
     /// Evaluation interval.
     pub interval_ms: u64,
     /// `wasmscaler.io/target` (a resource with a /scale subresource), verbatim.
@@ -130,10 +147,34 @@ impl WorkloadSpec {
         let Value::Object(mut config) = config else {
             return Err(err(CONFIG, "must be a mapping of keys to values"));
         };
-        let signal_sources = match config.remove("signals") {
+        let signal_sources = match config.remove(SIGNALS_KEY) {
             None => BTreeMap::new(),
             Some(Value::Object(m)) => m.into_iter().collect(),
             Some(_) => return Err(err(CONFIG, "'signals' must map signal names to sources")),
+        };
+        let pool_variants = match config.remove(VARIANTS_KEY) {
+            None => BTreeMap::new(),
+            Some(Value::Object(m)) => {
+                let mut out = BTreeMap::new();
+                for (pool, w) in m {
+                    match w.as_str().map(str::trim) {
+                        Some(w) if !w.is_empty() => out.insert(pool, w.to_string()),
+                        _ => {
+                            return Err(err(
+                                CONFIG,
+                                format!("'variants.{pool}' must name the workload that runs pool '{pool}'"),
+                            ));
+                        }
+                    };
+                }
+                out
+            }
+            Some(_) => {
+                return Err(err(
+                    CONFIG,
+                    "'variants' must map pool names to workloads, e.g. {spot: web-spot, on-demand: web-on-demand}",
+                ));
+            }
         };
         // One policy: the whole mapping is its config. Several: one key per policy.
         let policies = if refs.len() == 1 {
@@ -217,6 +258,7 @@ impl WorkloadSpec {
             mode,
             pause,
             signal_sources,
+            pool_variants,
             interval_ms,
             target: a.get(TARGET).cloned(),
         })

@@ -1,29 +1,30 @@
-//! Plugging the signal sources and the special actuators into the controller.
+//! Plugging the signal sources (`crate::signals`) and this adapter's special actuators
+//! (queue-job Jobs, spot pool variants) into the controller's seam.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::gather::{PrometheusGatherer, RedisGatherer};
-use super::kube_objects::KubeObjectsGatherer;
-use super::prometheus::{PromError, Prometheus};
+use super::secrets::SecretCache;
+use super::{Extensions, jobs, pools};
+use crate::core::adapter::{Actuated, Actuator, Credentials, Gatherers, TargetRef};
 use crate::core::{Outcome, WorkloadSpec};
-use crate::kube::secrets::SecretCache;
-use crate::kube::signals_api::{Actuated, Actuator, Credentials, Gatherers, TargetRef};
-use crate::kube::{Extensions, jobs, pools};
+use crate::signals::gather::{PrometheusGatherer, RedisGatherer};
+use crate::signals::kube_objects::KubeObjectsGatherer;
+use crate::signals::prometheus::{PromError, Prometheus};
 
 /// Jobs for CronJob workloads (queue-job), the pool split for placements (spot-fallback).
-pub struct SignalsActuator {
+pub struct KubeActuator {
     client: kube::Client,
 }
 
-impl SignalsActuator {
+impl KubeActuator {
     pub fn new(client: kube::Client) -> Self {
         Self { client }
     }
 }
 
-impl Actuator for SignalsActuator {
+impl Actuator for KubeActuator {
     fn actuate<'a>(
         &'a self,
         target: &'a TargetRef,
@@ -85,7 +86,10 @@ impl Actuator for SignalsActuator {
         })
     }
 
-    fn current_replicas<'a>(&'a self, target: &'a TargetRef) -> BoxFuture<'a, Option<(u32, u32)>> {
+    fn current_replicas<'a>(
+        &'a self,
+        target: &'a TargetRef,
+    ) -> BoxFuture<'a, Result<Option<(u32, u32)>, String>> {
         Box::pin(async move {
             if target.kind == "CronJob" {
                 let c = jobs::count(
@@ -94,16 +98,16 @@ impl Actuator for SignalsActuator {
                     &target.name,
                     target.uid.as_deref(),
                 )
-                .await
-                .ok()?;
-                return Some((c.running + c.pending, c.running));
+                .await;
+                return Ok(c.ok().map(|c| (c.running + c.pending, c.running)));
             }
             pools::current(&self.client, target).await
         })
     }
 }
 
-/// The controller's extensions with every signal source and actuator of this module:
+/// The controller's extensions with every signal source of `crate::signals` and this
+/// module's actuator:
 /// kinds `prometheus` (default server `prometheus_url`), `redis`, `kubernetes`, default
 /// sources for the standard queue/spot names, and the Job / pool actuator.
 pub fn extensions(client: kube::Client, prometheus_url: Option<String>) -> Result<Extensions, PromError> {
@@ -126,7 +130,7 @@ pub fn extensions(client: kube::Client, prometheus_url: Option<String>) -> Resul
     gatherers.set_facts(Arc::new(KubeObjectsGatherer::with_facts_fallback(client.clone())));
     Ok(Extensions {
         gatherers,
-        actuator: Arc::new(SignalsActuator::new(client)),
+        actuator: Arc::new(KubeActuator::new(client)),
         registry: None,
     })
 }

@@ -1,6 +1,6 @@
 //! queue-job actuation: Jobs created from a suspended CronJob's `jobTemplate` (KEDA
-//! ScaledJob semantics, the CronJob is the ScaledJob's template), and the Job counts the
-//! policy reads.
+//! ScaledJob semantics, the CronJob is the ScaledJob's template). The Job counts the
+//! policy reads are `crate::signals::job_counts` (shared with this actuator).
 //!
 //! - The workload is a CronJob with `spec.suspend: true` (so the CronJob controller
 //!   never starts Jobs on its schedule; only the policy does). An unsuspended CronJob is
@@ -12,26 +12,23 @@
 //! - History limits: after each evaluation the oldest finished Jobs beyond
 //!   `successfulJobsHistoryLimit` (default 3) and `failedJobsHistoryLimit` (default 1) are
 //!   deleted (propagation Background), oldest first by completion time.
-//! - Counts, over Jobs labelled `wasmscaler.io/cronjob: <cronjob>` and owned by it:
-//!   finished = condition `Complete` or `Failed` with status True; of the unfinished,
-//!   **running** = `status.ready >= 1` (a pod is Running and Ready), **pending** = the
-//!   rest (no status yet, or pods not yet ready: scheduling, pulling, starting). This is
-//!   KEDA's default `pendingPodConditions` (Ready) read from the Job's own status.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 
-/// The label on every Job created for a CronJob.
-pub const CRONJOB_LABEL: &str = "wasmscaler.io/cronjob";
+pub use crate::signals::job_counts::{CRONJOB_LABEL, JobCounts, count};
+use crate::signals::job_counts::{JobState, owned_jobs, state};
 /// Defaults of `batch/v1` CronJob.
 pub const DEFAULT_SUCCESSFUL_HISTORY: i32 = 3;
 pub const DEFAULT_FAILED_HISTORY: i32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {
+    #[error("{0}")]
+    Count(#[from] crate::signals::job_counts::JobCountError),
     #[error("cronjob {ns}/{name}: {message}")]
     Read {
         ns: String,
@@ -57,118 +54,11 @@ pub enum JobsError {
     },
 }
 
-/// Jobs of one CronJob by state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobCounts {
-    pub running: u32,
-    pub pending: u32,
-    pub succeeded: u32,
-    pub failed: u32,
-}
-
 /// What one actuation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobsDone {
     pub created: Vec<String>,
     pub deleted: Vec<String>,
-}
-
-enum JobState {
-    Running,
-    Pending,
-    /// Finished: succeeded?, finish time (ms).
-    Finished(bool, i64),
-}
-
-fn condition(job: &Job, kind: &str) -> Option<i64> {
-    job.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == kind && c.status == "True")
-        .map(|c| {
-            c.last_transition_time
-                .as_ref()
-                .map(|t| t.0.as_millisecond())
-                .unwrap_or(0)
-        })
-}
-
-fn state(job: &Job) -> JobState {
-    let created = job
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0.as_millisecond())
-        .unwrap_or(0);
-    if let Some(at) = condition(job, "Complete") {
-        let done = job
-            .status
-            .as_ref()
-            .and_then(|s| s.completion_time.as_ref())
-            .map(|t| t.0.as_millisecond())
-            .unwrap_or(if at > 0 { at } else { created });
-        return JobState::Finished(true, done);
-    }
-    if let Some(at) = condition(job, "Failed") {
-        return JobState::Finished(false, if at > 0 { at } else { created });
-    }
-    if job.status.as_ref().and_then(|s| s.ready).unwrap_or(0) >= 1 {
-        JobState::Running
-    } else {
-        JobState::Pending
-    }
-}
-
-fn owned_by(job: &Job, name: &str, uid: Option<&str>) -> bool {
-    job.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.kind == "CronJob" && o.name == name && uid.is_none_or(|u| o.uid == u))
-}
-
-async fn owned_jobs(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    uid: Option<&str>,
-) -> Result<Vec<Job>, JobsError> {
-    let api: Api<Job> = Api::namespaced(client.clone(), ns);
-    let list = api
-        .list(&ListParams::default().labels(&format!("{CRONJOB_LABEL}={name}")))
-        .await
-        .map_err(|e| JobsError::Read {
-            ns: ns.into(),
-            name: name.into(),
-            message: format!("listing its Jobs: {e}"),
-        })?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|j| j.metadata.deletion_timestamp.is_none() && owned_by(j, name, uid))
-        .collect())
-}
-
-/// Running/pending/finished Jobs of CronJob `ns/name` (uid: only Jobs owned by that
-/// incarnation of it).
-pub async fn count(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    uid: Option<&str>,
-) -> Result<JobCounts, JobsError> {
-    let mut c = JobCounts::default();
-    for j in owned_jobs(client, ns, name, uid).await? {
-        match state(&j) {
-            JobState::Running => c.running += 1,
-            JobState::Pending => c.pending += 1,
-            JobState::Finished(true, _) => c.succeeded += 1,
-            JobState::Finished(false, _) => c.failed += 1,
-        }
-    }
-    Ok(c)
 }
 
 /// The Job object created from `cron`'s template.

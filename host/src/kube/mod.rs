@@ -1,8 +1,9 @@
 //! The Kubernetes adapter: `wasmscaler run`, a controller that watches annotated
 //! workloads and scales them through the shared evaluation path ([`crate::core`]).
 //!
-//! - [`signals_api`]: the seam to signal sources (`crate::signals`) and special
-//!   actuators (Jobs from a CronJob template, spot/on-demand pool variants).
+//! - [`extensions`]: the signal sources of `crate::signals` and this adapter's special
+//!   actuators (Jobs from a CronJob template, spot/on-demand pool variants), plugged into
+//!   the seam of [`crate::core::adapter`].
 //! - [`reconcile`]: one evaluation of one workload: read, gather, evaluate, write
 //!   `/scale`, Event, status/state annotations, metrics.
 //! - [`report`]: the status annotation and the Events, derived from decisions (written
@@ -18,8 +19,8 @@
 //! Use from a program or a test: [`start`] returns a [`Running`] controller.
 
 pub mod cache;
-pub mod cli;
 pub mod events;
+pub mod extensions;
 pub mod fence;
 pub mod http;
 pub mod jobs;
@@ -29,7 +30,6 @@ pub mod pools;
 pub mod reconcile;
 pub mod report;
 pub mod secrets;
-pub mod signals_api;
 pub mod tenancy;
 pub mod watch_health;
 
@@ -50,8 +50,8 @@ use tokio::sync::watch;
 use self::leader::{Leadership, LeaseSettings};
 use self::metrics::Metrics;
 use self::reconcile::{Context, ScaleVia, Shared};
-use self::signals_api::{Actuator, Gatherers, NoActuator};
 use self::watch_health::WatchHealth;
+use crate::core::adapter::{Actuator, Gatherers, NoActuator};
 use crate::runtime::{Registry, Runtime};
 
 /// How often workloads whose objects are gone are forgotten (entry, metric series).

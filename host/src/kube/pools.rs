@@ -1,10 +1,10 @@
 //! spot-fallback actuation: the policy's `placement` (pool -> replicas) scaled onto one
 //! workload variant per pool through `/scale`.
 //!
-//! - The pools are the spot-fallback config's `pools` (default: `spot` and `on-demand`).
-//! - Pool `P` of the annotated workload `W` is the Deployment (StatefulSet when `W` is
-//!   one) named by the pool's `workload` key, else `W-P` (e.g. `web-spot`,
-//!   `web-on-demand`), in `W`'s namespace. The variants carry the nodeSelector/tolerations
+//! - Pool `P` of the annotated workload `W` runs on the Deployment (StatefulSet when `W`
+//!   is one) that the host-owned `variants:` key maps it to, by default `W-P` for
+//!   spot-fallback's pools `spot` and `on-demand` (`web-spot`, `web-on-demand`;
+//!   [`crate::core::pools`]), in `W`'s namespace. The variants carry the nodeSelector/tolerations
 //!   of their capacity type; `W` itself only holds the annotations (keep it at 0
 //!   replicas, or name it as one pool's `workload`).
 //! - The workload's current replicas, as the policy sees them, are the sum over the
@@ -13,68 +13,37 @@
 //!   RBAC: `deployments/scale` get, update); a missing variant is an error naming it;
 //!   the others are still written. Pools that grow are written before pools that
 //!   shrink, so capacity moving between pools never dips in between the writes.
+//! - A variant other than `W` itself is scaled only if its owner opted in: its
+//!   `wasmscaler.io/scalable-by` annotation lists `W` (or `*`), checked when replicas are
+//!   read (a refusal is an `InvalidAnnotation`: nothing is evaluated) and again right
+//!   before a placement is written (nothing is written if any variant refuses).
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
 use wasmscaler_sdk::PoolReplicas;
 
-use super::signals_api::TargetRef;
+use super::tenancy::{not_scalable_by, scalable_by};
 use crate::core::WorkloadSpec;
+use crate::core::adapter::TargetRef;
+use crate::core::pools::Pool;
 
-/// One pool and the workload variant that runs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pool {
-    pub name: String,
-    pub capacity_type: String,
-    pub workload: String,
-}
-
-/// The pools of a spot-fallback workload (None when it has no spot-fallback policy).
+/// The pools of the annotated workload `target` (None: it has none), mapped as
+/// [`crate::core::pools`] says.
 pub fn pools_of(target: &TargetRef) -> Option<Vec<Pool>> {
     let spec = WorkloadSpec::from_annotations(&target.annotations, u32::MAX).ok()?;
-    let binding = spec
-        .policies
-        .iter()
-        .find(|b| b.reference.key() == "spot-fallback")
-        .or_else(|| {
-            spec.policies.iter().find(|b| {
-                serde_json::from_str::<Value>(&b.config_json)
-                    .ok()
-                    .is_some_and(|c| c.get("pools").is_some())
-            })
-        })?;
-    let config: Value = serde_json::from_str(&binding.config_json).ok()?;
-    let default_pools = json!([
-        {"name": "spot", "capacityType": "spot"},
-        {"name": "on-demand", "capacityType": "on-demand"}
-    ]);
-    let pools = config.get("pools").unwrap_or(&default_pools).as_array()?;
-    pools
-        .iter()
-        .map(|p| {
-            let name = p.get("name")?.as_str()?.to_string();
-            let capacity_type = p.get("capacityType")?.as_str()?.to_string();
-            let workload = p
-                .get("workload")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{}-{}", target.name, name));
-            Some(Pool {
-                name,
-                capacity_type,
-                workload,
-            })
-        })
-        .collect()
+    crate::core::pools::pools_of(&spec, &target.name)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolsError {
     #[error("{0}/{1} has no spot-fallback pools")]
     NoPools(String, String),
-    #[error("placement names pool '{0}', which the config does not list")]
+    #[error(
+        "placement names pool '{0}', which no workload runs: map it in wasmscaler.io/config's 'variants: {{{0}: WORKLOAD}}'"
+    )]
     UnknownPool(String),
     #[error("pool '{pool}': {kind} {ns}/{workload}: {message}")]
     Scale {
@@ -84,6 +53,9 @@ pub enum PoolsError {
         workload: String,
         message: String,
     },
+    /// The variant's owner has not opted in (the message names it and the annotation).
+    #[error("{0}")]
+    NotOptedIn(String),
 }
 
 fn kind_of(target: &TargetRef) -> &'static str {
@@ -144,7 +116,12 @@ fn grow_first(moves: &[(u32, u32)]) -> Vec<usize> {
     order
 }
 
-async fn read(client: &kube::Client, target: &TargetRef, name: &str) -> Result<(u32, u32), String> {
+/// A variant's (spec.replicas, status.readyReplicas, annotations).
+async fn read(
+    client: &kube::Client,
+    target: &TargetRef,
+    name: &str,
+) -> Result<(u32, u32, BTreeMap<String, String>), String> {
     let n = |v: Option<i32>| u32::try_from(v.unwrap_or(0)).unwrap_or(0);
     if kind_of(target) == "StatefulSet" {
         let s = Api::<StatefulSet>::namespaced(client.clone(), &target.namespace)
@@ -154,6 +131,7 @@ async fn read(client: &kube::Client, target: &TargetRef, name: &str) -> Result<(
         Ok((
             n(s.spec.and_then(|s| s.replicas)),
             n(s.status.and_then(|s| s.ready_replicas)),
+            s.metadata.annotations.unwrap_or_default(),
         ))
     } else {
         let d = Api::<Deployment>::namespaced(client.clone(), &target.namespace)
@@ -163,22 +141,71 @@ async fn read(client: &kube::Client, target: &TargetRef, name: &str) -> Result<(
         Ok((
             n(d.spec.and_then(|s| s.replicas)),
             n(d.status.and_then(|s| s.ready_replicas)),
+            d.metadata.annotations.unwrap_or_default(),
         ))
     }
 }
 
-/// (replicas, ready) summed over the pool variants; None when `target` has no pools.
-/// A variant that cannot be read counts as 0 (it is reported when scaling it fails).
-pub async fn current(client: &kube::Client, target: &TargetRef) -> Option<(u32, u32)> {
-    let pools = pools_of(target)?;
+/// Whether the variant `pool` may be scaled by `target`: it is the annotated workload
+/// itself, or its owner opted in ([`scalable_by`]). Err: the refusal, naming the pool.
+fn opted_in(target: &TargetRef, pool: &Pool, annotations: &BTreeMap<String, String>) -> Result<(), String> {
+    if pool.workload == target.name || scalable_by(annotations, &target.name) {
+        return Ok(());
+    }
+    let what = format!("{} {}/{}", kind_of(target), target.namespace, pool.workload);
+    Err(format!(
+        "pool '{}': {}",
+        pool.name,
+        not_scalable_by(&what, &target.kind, &target.name)
+    ))
+}
+
+/// (replicas, ready) summed over the pool variants; Ok(None) when `target` has no pools.
+/// A variant that cannot be read counts as 0 (it is reported when scaling it fails); one
+/// that has not opted in to being scaled by `target` is the error.
+pub async fn current(client: &kube::Client, target: &TargetRef) -> Result<Option<(u32, u32)>, String> {
+    let Some(pools) = pools_of(target) else {
+        return Ok(None);
+    };
     let mut sum = (0u32, 0u32);
     for p in &pools {
-        if let Ok((r, ready)) = read(client, target, &p.workload).await {
+        if let Ok((r, ready, annotations)) = read(client, target, &p.workload).await {
+            opted_in(target, p, &annotations)?;
             sum.0 += r;
             sum.1 += ready;
         }
     }
-    Some(sum)
+    Ok(Some(sum))
+}
+
+/// The refusal if `pool`'s variant has not opted in, read just before writing it.
+async fn check_opt_in(client: &kube::Client, target: &TargetRef, pool: &Pool) -> Result<(), PoolsError> {
+    if pool.workload == target.name {
+        return Ok(());
+    }
+    let ns = &target.namespace;
+    let meta = if kind_of(target) == "StatefulSet" {
+        Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .get_metadata(&pool.workload)
+            .await
+            .map(|m| m.metadata)
+    } else {
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_metadata(&pool.workload)
+            .await
+            .map(|m| m.metadata)
+    };
+    let annotations = meta
+        .map_err(|e| PoolsError::Scale {
+            pool: pool.name.clone(),
+            kind: kind_of(target),
+            ns: ns.clone(),
+            workload: pool.workload.clone(),
+            message: e.to_string(),
+        })?
+        .annotations
+        .unwrap_or_default();
+    opted_in(target, pool, &annotations).map_err(PoolsError::NotOptedIn)
 }
 
 /// Scale each pool's variant to its share, growing pools first (see `grow_first`).
@@ -210,10 +237,19 @@ pub async fn actuate(
             errors.push(PoolsError::UnknownPool(pr.pool.clone()));
             continue;
         };
+        if !dry_run && let Err(e) = check_opt_in(client, target, pool).await {
+            errors.push(e);
+            continue;
+        }
         match get_scale(client, target, &pool.workload).await {
             Ok(scale) => planned.push((pool, pr.replicas, scale)),
             Err(e) => errors.push(scale_error(pool, e)),
         }
+    }
+    // A variant that refuses this workload stops the whole placement: writing only the
+    // others would move capacity without the half that was to replace it.
+    if errors.iter().any(|e| matches!(e, PoolsError::NotOptedIn(_))) {
+        return Err(errors);
     }
     let moves: Vec<(u32, u32)> = planned
         .iter()
@@ -279,13 +315,10 @@ mod tests {
         let p = pools_of(&target("averageValue: 100")).unwrap();
         assert_eq!(p[0].workload, "web-spot");
         assert_eq!(p[1].workload, "web-on-demand");
-        let p = pools_of(&target(
-            "averageValue: 1\npools: [{name: a, capacityType: spot, workload: web-cheap}, {name: b, capacityType: on-demand}]",
-        ))
-        .unwrap();
+        let p = pools_of(&target("averageValue: 1\nvariants: {a: web-cheap, b: web}")).unwrap();
         assert_eq!(
             (p[0].workload.as_str(), p[1].workload.as_str()),
-            ("web-cheap", "web-b")
+            ("web-cheap", "web")
         );
     }
 }

@@ -19,7 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
 use super::cache::{SharedCaches, strip_metadata};
-use super::signals_api::{Credentials, SecretRef};
+use crate::core::adapter::{Credentials, SecretRef};
 
 /// The label a Secret needs before a signal may name it.
 pub const CREDENTIALS_LABEL: &str = "wasmscaler.io/credentials";

@@ -1,5 +1,5 @@
 //! The gatherers the controller registers with the reconciler's signal seam
-//! ([`crate::kube::signals_api`]): one per source kind.
+//! ([`crate::core::adapter`]): one per source kind.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use wasmscaler_sdk::{Sample, Signal, SignalRequest};
 use super::prometheus::{PromError, Prometheus};
 use super::redis_queue::{RedisQueueError, RedisQueues};
 use super::source::{PromAuth, PromSource, SourceSpec, range_step_ms};
-use crate::kube::signals_api::{
+use crate::core::adapter::{
     Credentials, Gathered, NoCredentials, PlanItem, SecretRef, SignalGatherer, TargetRef,
 };
 use crate::runtime::PrefetchedHistory;

@@ -32,7 +32,7 @@ use wasmscaler_sdk::{Sample, Signal, SignalRequest};
 
 use super::gather::{SignalError, SourceError, collect, parse_as};
 use super::source::{KubeCount, KubeSource, SourceSpec};
-use crate::kube::signals_api::{Gathered, PlanItem, SignalGatherer, TargetRef, WorkloadFacts};
+use crate::core::adapter::{Gathered, PlanItem, SignalGatherer, TargetRef, WorkloadFacts};
 
 /// Taints that mark a node as being interrupted / about to go away.
 pub const INTERRUPTION_TAINTS: &[&str] = &[
@@ -237,7 +237,7 @@ impl KubeObjectsGatherer {
                         target.kind
                     )));
                 }
-                let c = crate::kube::jobs::count(&self.client, ns, &target.name, target.uid.as_deref())
+                let c = super::job_counts::count(&self.client, ns, &target.name, target.uid.as_deref())
                     .await
                     .map_err(|e| err(e.to_string()))?;
                 let v = if src.count == KubeCount::RunningJobs {
@@ -372,7 +372,7 @@ impl KubeObjectsGatherer {
     }
 
     /// Label selectors of the pods to count: the source's `selector`, its `workload`'s,
-    /// the spot-fallback pool variants of that capacity type, or the target's.
+    /// the pool variants of a placing workload (for a capacity type), or the target's.
     async fn selectors(&self, target: &TargetRef, src: &KubeSource) -> Result<Vec<String>, String> {
         if let Some(s) = &src.selector {
             return Ok(vec![s.clone()]);
@@ -380,16 +380,30 @@ impl KubeObjectsGatherer {
         if let Some(w) = &src.workload {
             return Ok(vec![workload_selector(&self.client, &target.namespace, w).await?]);
         }
-        if let Some(ct) = &src.capacity_type
-            && let Some(pools) = crate::kube::pools::pools_of(target)
+        // A capacity type over a placing workload: the pods of all its pool variants (the
+        // count keeps those of that capacity type).
+        if src.capacity_type.is_some()
+            && let Some(pools) = crate::core::WorkloadSpec::from_annotations(&target.annotations, u32::MAX)
+                .ok()
+                .and_then(|spec| crate::core::pools::pools_of(&spec, &target.name))
         {
+            // A variant that is missing has no pods to count (the actuator reports it).
             let mut out = Vec::new();
-            for p in pools.iter().filter(|p| &p.capacity_type == ct) {
-                out.push(workload_selector(&self.client, &target.namespace, &p.workload).await?);
+            let mut first_error = None;
+            for p in &pools {
+                match workload_selector(&self.client, &target.namespace, &p.workload).await {
+                    Ok(sel) => out.push(sel),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
-            if !out.is_empty() {
-                return Ok(out);
+            if out.is_empty()
+                && let Some(e) = first_error
+            {
+                return Err(e);
             }
+            return Ok(out);
         }
         target.pod_selector.clone().map(|s| vec![s]).ok_or_else(|| {
             format!(

@@ -21,8 +21,8 @@
 
 use serde_json::{Map, Value};
 
+pub use crate::core::adapter::SecretRef;
 use crate::core::spec::parse_duration_ms;
-pub use crate::kube::signals_api::SecretRef;
 
 /// Default timeout of one network call made for one signal.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;

@@ -12,9 +12,9 @@
 //! - [`run`]: the tick loop (one thread per policy, at most two at a time).
 //! - [`oracle`], [`score`]: the lower bound and the scorecard.
 //! - [`report`]: terminal table, JSON, SVG chart.
-//! - [`cli`]: `wasmscaler simulate`.
+//!
+//! The `wasmscaler simulate` command (arguments, exit codes) is [`crate::cli::simulate`].
 
-pub mod cli;
 pub mod cluster;
 pub mod history;
 pub mod oracle;

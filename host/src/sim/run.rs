@@ -417,9 +417,7 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
                     }
                 }
             }
-            let wait = (e.spec.interval_ms as i64)
-                .min(outcome.recheck_after_ms.map_or(i64::MAX, |r| r as i64))
-                .max(1);
+            let wait = i64::try_from(outcome.next_wait_ms(e.spec.interval_ms)).unwrap_or(i64::MAX);
             next_eval = t + super::ceil_div(wait, dt) * dt;
         }
 

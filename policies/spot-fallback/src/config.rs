@@ -87,10 +87,11 @@ pub struct Pool {
     pub capacity_type: CapacityType,
     #[serde(default)]
     pub price_per_hour: Option<f64>,
-    /// The workload variant the host scales for this pool (the host's business; checked
-    /// only for being non-empty).
+    /// No longer read here: which workload runs a pool is the host's business, given by
+    /// the host-owned `variants:` key (stripped before the policy sees its config).
+    /// Kept only to say so instead of "unknown field".
     #[serde(default)]
-    pub workload: Option<String>,
+    pub workload: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,8 +238,12 @@ pub fn validate(cfg: &Config) -> Result<(), PolicyError> {
             }
             _ => {}
         }
-        if p.workload.as_deref().is_some_and(|w| w.trim().is_empty()) {
-            return Err(bad(format!("'pools[{i}].workload' must not be empty when set")));
+        if p.workload.is_some() {
+            return Err(bad(format!(
+                "'pools[{i}].workload' moved to the host: map pools to workloads with the top-level \
+                 'variants: {{{}: WORKLOAD}}' key of wasmscaler.io/config",
+                p.name
+            )));
         }
     }
     if !cfg.pools.iter().any(|p| p.capacity_type == CapacityType::Spot) {
@@ -291,6 +296,20 @@ pub fn validate(cfg: &Config) -> Result<(), PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_workload_is_refused_pointing_at_the_hosts_variants() {
+        let cfg: Config = wasmscaler_sdk::parse_config(
+            r#"{"pools": [{"name": "spot", "capacityType": "spot", "workload": "web-spot"},
+                          {"name": "on-demand", "capacityType": "on-demand"}]}"#,
+        )
+        .unwrap();
+        let e = validate(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("'pools[0].workload' moved to the host") && e.contains("'variants: {spot: WORKLOAD}'"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn amounts_round_up_and_are_at_least_one() {

@@ -14,8 +14,8 @@ const SEED: &str = r#"{
   "minReplicas": 3,
   "maxReplicas": 40,
   "pools": [
-    {"name": "spot", "capacityType": "spot", "pricePerHour": 0.04, "workload": "web-spot"},
-    {"name": "on-demand", "capacityType": "on-demand", "pricePerHour": 0.10, "workload": "web-on-demand"}
+    {"name": "spot", "capacityType": "spot", "pricePerHour": 0.04},
+    {"name": "on-demand", "capacityType": "on-demand", "pricePerHour": 0.10}
   ],
   "onDemandBase": 0.3,
   "minAvailable": 0.7,
