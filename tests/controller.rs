@@ -641,3 +641,133 @@ async fn http_endpoints_answer_over_a_socket_while_the_controller_runs() {
         "still serving after shutdown"
     );
 }
+
+/// Replay `records` with the built-in `hpa` (its config replaced when given), recorded
+/// state chain.
+fn replay_hpa(
+    records: &[wasmscaler::core::decision_log::Record],
+    config: Option<&str>,
+) -> wasmscaler::core::replay::Report {
+    use wasmscaler::core::replay::{Replay, Replayer, StateChain};
+    use wasmscaler::runtime::{Runtime, builtins};
+    let rt = Runtime::deterministic(None).expect("runtime");
+    let bytes = builtins::bytes("hpa").expect("built-in hpa");
+    let policy = rt
+        .load("hpa", bytes, builtins::default_limits("hpa"))
+        .expect("hpa loads");
+    let mut r = Replayer::new(Replay {
+        policy: &policy,
+        config: config.map(str::to_string),
+        chain: StateChain::Recorded,
+        replaces: None,
+    });
+    for rec in records {
+        r.push(rec).expect("replayable");
+    }
+    r.finish()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decision_log_replays_to_zero_differences_and_a_changed_policy_exactly_where_expected() {
+    use wasmscaler::core::decision_log::{WriterSettings, reader};
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("dlog").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    cp.apply(&deployment(&ns, "web", 1, 500, &[]));
+    let ctl = cp
+        .start_controller(wasmscaler::kube::Settings {
+            decision_log: Some(WriterSettings::new(dir.path())),
+            ..settings(&ns)
+        })
+        .await;
+    cp.replicas_become(&ns, "deployment", "web", 5).await;
+    cp.annotate(&ns, "deployment/web", "example.com/load=230");
+    cp.replicas_become(&ns, "deployment", "web", 3).await;
+    // A few steady evaluations (every second) after the last scale.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_metrics_have(&ctl, &["wasmscaler_decision_log_dropped_total 0"]);
+    ctl.shutdown().await;
+
+    let files = reader::expand(&[dir.path().to_path_buf()]).expect("log files");
+    let mut records = Vec::new();
+    for f in &files {
+        for r in reader::read(f).expect("readable") {
+            records.push(r.expect("a valid line").record);
+        }
+    }
+    assert!(records.len() >= 4, "{} records", records.len());
+    let uid = cp.kubectl_ok(&[
+        "-n",
+        &ns,
+        "get",
+        "deployment/web",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    for r in &records {
+        assert_eq!(r.source, "controller");
+        assert_eq!(
+            (
+                r.workload.kind.as_str(),
+                r.workload.namespace.as_str(),
+                r.workload.name.as_str()
+            ),
+            ("Deployment", ns.as_str(), "web")
+        );
+        assert_eq!(r.workload.uid.as_deref(), Some(uid.trim()));
+        let p = &r.policies[0];
+        assert_eq!((p.policy.as_str(), p.name.as_str()), ("hpa", "hpa-target"));
+        assert!(p.latency_us.is_some());
+    }
+    // The recorded decisions are those the cluster saw: 5 at load 500, 3 at load 230.
+    let decided: Vec<u32> = records
+        .iter()
+        .map(|r| r.policies[0].decision.as_ref().expect("a decision").replicas)
+        .collect();
+    assert_eq!(decided.first(), Some(&5), "{decided:?}");
+    assert_eq!(decided.last(), Some(&3), "{decided:?}");
+
+    // The same component: not one decision differs.
+    let same = replay_hpa(&records, None);
+    assert_eq!(same.workloads.len(), 1);
+    let w = &same.workloads[0];
+    assert_eq!(w.evaluations as usize, records.len());
+    assert_eq!(w.changed, 0, "{:?}", w.changes);
+    assert_eq!(w.recorded_digests, vec![same.digest.clone()]);
+
+    // A changed policy (target 50 per replica instead of 100): the HPA rule on each
+    // recorded context says exactly which decisions change, and to what.
+    let cfg = r#"{"targets":[{"signal":"load","averageValue":50}]}"#;
+    let changed = replay_hpa(&records, Some(cfg));
+    let expected: Vec<(i64, u32)> = records
+        .iter()
+        .filter_map(|r| {
+            let p = &r.policies[0];
+            let wl = &p.context.workload;
+            let load = p
+                .context
+                .signals
+                .0
+                .iter()
+                .find(|s| s.name == "load")?
+                .samples
+                .last()?
+                .value;
+            let new = hpa_target::external_per_pod(wl.replicas, load, 50.0, 0.1)
+                .ok()?
+                .clamp(wl.min_replicas, wl.max_replicas);
+            (new != p.decision.as_ref()?.replicas).then_some((r.at_ms, new))
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    let got: Vec<(i64, u32)> = changed.workloads[0]
+        .changes
+        .iter()
+        .map(|c| match &c.new {
+            wasmscaler::core::replay::Answer::Decision { replicas, .. } => (c.at_ms, *replicas),
+            other => panic!("an error: {other:?}"),
+        })
+        .collect();
+    assert_eq!(got, expected);
+    assert!(changed.workloads[0].replica_hours_new > changed.workloads[0].replica_hours_recorded);
+}

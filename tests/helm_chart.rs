@@ -146,6 +146,10 @@ fn default_values_render_what_the_api_server_accepts_and_rbac_matches_deploy_rba
     // Any signal server unless the operator lists them; intervals of 5 s or more.
     assert!(args.contains(&"--min-interval=5s".to_string()), "{args:?}");
     assert!(
+        !args.iter().any(|a| a.starts_with("--decision-log")),
+        "the decision log is off by default: {args:?}"
+    );
+    assert!(
         !args
             .iter()
             .any(|a| a.starts_with("--allowed-signal-servers") || a.starts_with("--prometheus-url")),
@@ -236,4 +240,43 @@ fn watch_namespace_grants_roles_in_that_namespace_and_no_cluster_role() {
         args.contains(&"--lease-namespace=wasmscaler-system".to_string()),
         "{args:?}"
     );
+}
+
+#[test]
+fn the_decision_log_value_adds_its_flags_and_a_bounded_volume() {
+    let cp = ControlPlane::shared();
+    let yaml = helm(&[
+        "template",
+        "logged",
+        &chart(),
+        "--namespace",
+        "wasmscaler-system",
+        "--set",
+        "decisionLog.enabled=true",
+        "--set",
+        "decisionLog.maxTotalMiB=256",
+    ]);
+    let out = server_dry_run(cp, "logged", &yaml);
+    assert!(out.contains("(server dry run)"), "{out}");
+    let objs = objects(cp, &yaml);
+    let args = args_of(&objs);
+    for a in [
+        "--decision-log=/decision-log/$(POD_NAME)",
+        "--decision-log-file-mib=64",
+        "--decision-log-total-mib=256",
+    ] {
+        assert!(args.contains(&a.to_string()), "{a} in {args:?}");
+    }
+    let d = objs
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment");
+    let pod = &d["spec"]["template"]["spec"];
+    let vol = pod["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == "decision-log"))
+        .expect("a decision-log volume");
+    assert_eq!(vol["emptyDir"]["sizeLimit"], "320Mi", "{vol}");
+    let mounts = pod["containers"][0]["volumeMounts"].to_string();
+    assert!(mounts.contains("/decision-log"), "{mounts}");
 }

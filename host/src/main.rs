@@ -26,6 +26,9 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Replay a load trace through policies on a simulated cluster and score them.
     Simulate(cli::simulate::SimulateArgs),
+    /// Re-evaluate a decision log's recorded contexts with another policy version and
+    /// report where its decisions differ (exit 1 beyond --threshold).
+    Replay(cli::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Run(args) => cli::run::run(args),
         Command::Simulate(args) => cli::simulate::run(args),
+        Command::Replay(args) => cli::replay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,9 @@
 //! Command-line adapters. Each subcommand parses its input, calls the library, prints:
 //! `policy` (inspect, eval, validate), `run` (the controller, [`crate::kube`]), `simulate`
-//! ([`crate::sim`]). Only this module knows about exit codes ([`Failure`]).
+//! ([`crate::sim`]), `replay` ([`crate::core::replay`]). Only this module knows about exit codes ([`Failure`]).
 
 pub mod policy;
+pub mod replay;
 pub mod run;
 pub mod simulate;
 

@@ -78,7 +78,7 @@ pub fn run(cmd: PolicyCommand) -> Result<(), Failure> {
 }
 
 /// Load a file or a built-in. Everything wrong with the input is a usage error.
-fn load(source: &Source) -> Result<LoadedPolicy, Failure> {
+pub(super) fn load(source: &Source) -> Result<LoadedPolicy, Failure> {
     let runtime = Runtime::deterministic(source.cache_dir.clone().or_else(default_cache_dir))
         .map_err(Failure::runtime)?;
     let path = Path::new(&source.policy);

@@ -67,6 +67,16 @@ pub struct RunArgs {
     /// Default: refused; a signal names a Secret instead (`passwordFrom: {secret, key}`).
     #[arg(long)]
     pub allow_inline_credentials: bool,
+    /// Write one JSON line per evaluation (every policy's exact context, its answer, the
+    /// outcome) into gzip files in this directory, for `wasmscaler replay`. Off by default.
+    #[arg(long, env = "WASMSCALER_DECISION_LOG", value_name = "DIR")]
+    pub decision_log: Option<PathBuf>,
+    /// Start a new decision-log file past this size (compressed).
+    #[arg(long, default_value_t = 64, value_name = "MiB")]
+    pub decision_log_file_mib: u64,
+    /// Delete the oldest decision-log files past this total size.
+    #[arg(long, default_value_t = 1024, value_name = "MiB")]
+    pub decision_log_total_mib: u64,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -111,6 +121,13 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
     let client = client(args.kubeconfig.as_ref()).await?;
     let defaults = Settings::default();
     let lease_duration = Duration::from_secs(args.lease_duration_seconds);
+    let decision_log = args
+        .decision_log
+        .map(|dir| crate::core::decision_log::WriterSettings {
+            max_file_bytes: args.decision_log_file_mib.max(1) << 20,
+            max_total_bytes: args.decision_log_total_mib.max(1) << 20,
+            ..crate::core::decision_log::WriterSettings::new(dir)
+        });
     let settings = Settings {
         namespace: args.namespace,
         policy_dir: args.policy_dir,
@@ -130,6 +147,7 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
             min_interval: args.min_interval,
             allow_inline_credentials: args.allow_inline_credentials,
         },
+        decision_log,
     };
     tracing::info!(?settings, "starting controller");
     // Signal sources (prometheus, redis, kubernetes) and the Job / pool actuator, on the
@@ -139,7 +157,9 @@ async fn run_async(args: RunArgs) -> Result<(), Failure> {
     let running = crate::kube::start(client, settings, extensions)
         .await
         .map_err(|e| match e {
-            crate::kube::StartError::Kind(..) | crate::kube::StartError::PolicyWatch(..) => Failure::usage(e),
+            crate::kube::StartError::Kind(..)
+            | crate::kube::StartError::PolicyWatch(..)
+            | crate::kube::StartError::DecisionLog(..) => Failure::usage(e),
             other => Failure::runtime(other),
         })?;
     if let Some(a) = running.metrics_addr {

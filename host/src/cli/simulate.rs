@@ -39,6 +39,10 @@ pub struct SimulateArgs {
     /// Also draw load, capacity and replicas per policy over time as SVG.
     #[arg(long, value_name = "FILE.svg")]
     pub chart: Option<PathBuf>,
+    /// Write every evaluation to this decision log (JSON lines; gzip when it ends in
+    /// `.gz`), for `wasmscaler replay`. Entries follow each other in scenario order.
+    #[arg(long, value_name = "FILE")]
+    pub decision_log: Option<PathBuf>,
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -82,7 +86,10 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
     if let Some(seed) = a.seed {
         loaded.scenario.seed = seed;
     }
-    for target in [a.out.as_deref(), a.chart.as_deref()].into_iter().flatten() {
+    for target in [a.out.as_deref(), a.chart.as_deref(), a.decision_log.as_deref()]
+        .into_iter()
+        .flatten()
+    {
         let dir = target
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -96,7 +103,11 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
         }
     }
     let registry = setup::registry_for(&loaded).map_err(classify)?;
-    let prepared = setup::prepare_with(loaded, registry, embedded).map_err(classify)?;
+    let mut prepared = setup::prepare_with(loaded, registry, embedded).map_err(classify)?;
+    prepared.decision_log = a
+        .decision_log
+        .as_ref()
+        .map(|p| p.extension().is_some_and(|e| e == "gz"));
 
     let steps = run::steps(&prepared) * prepared.entries.len() as u64;
     let show = !a.quiet && std::io::stderr().is_terminal();
@@ -130,6 +141,14 @@ pub fn run(a: SimulateArgs) -> Result<(), Failure> {
         }
         None => None,
     };
+    if let Some(path) = &a.decision_log {
+        let bytes: Vec<u8> = outcome
+            .runs
+            .iter()
+            .flat_map(|r| r.decision_log.iter().copied())
+            .collect();
+        write_atomic(path, &bytes).map_err(Failure::runtime)?;
+    }
     if let (Some(path), Some(svg)) = (&a.chart, &svg) {
         write_atomic(path, svg.as_bytes()).map_err(Failure::runtime)?;
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use wasmscaler_sdk::{Context, Decision, Metric, PoolReplicas, Signal, SignalRequest, Workload};
 
+use super::history_record::{HistoryAnswer, RecordingHistory};
 use super::spec::{Mode, Pause, WorkloadSpec};
 use super::state::WorkloadState;
 use crate::runtime::registry::ResolveError;
@@ -97,6 +98,16 @@ pub struct Observation {
 pub struct PolicyRun {
     pub policy: String,
     pub digest: String,
+    /// What the component says it is (`describe()`): replay matches a new version by name.
+    pub name: String,
+    pub version: String,
+    /// The exact context handed over (or that would have been, when `called` is false):
+    /// what the decision log records and replay hands to another version.
+    pub context: Context,
+    /// False when the host refused the call (a required signal could not be gathered).
+    pub called: bool,
+    /// The `history` import's answers during the call, in call order.
+    pub history: Vec<HistoryAnswer>,
     pub result: Result<Decision, EvalError>,
     pub latency: Duration,
     /// Fuel the call burned: its cost as the deterministic budget counts it.
@@ -211,7 +222,7 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
     let mut runs = Vec::with_capacity(plan.policies.len());
     for (key, policy, config) in &plan.policies {
         let started = Instant::now();
-        let (result, fuel) = run_one(
+        let one = run_one(
             policy,
             config,
             spec,
@@ -219,6 +230,7 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
             &obs,
             state.policies.get(key).cloned(),
         );
+        let result = one.result;
         if let Ok(d) = &result {
             match &d.state {
                 Some(s) => state.policies.insert(key.clone(), s.clone()),
@@ -228,9 +240,14 @@ pub fn evaluate(plan: &Plan, spec: &WorkloadSpec, obs: Observation, state: &mut 
         runs.push(PolicyRun {
             policy: key.clone(),
             digest: policy.digest.clone(),
+            name: policy.info.name.clone(),
+            version: policy.info.version.clone(),
+            context: one.context,
+            called: one.called,
+            history: one.history,
             result,
             latency: started.elapsed(),
-            fuel,
+            fuel: one.fuel,
         });
     }
 
@@ -332,6 +349,15 @@ fn bounded_jobs(asked: Option<u32>, max_replicas: u32, unfinished: u32) -> Optio
     asked.map(|n| n.min(max_replicas.saturating_sub(unfinished)))
 }
 
+/// One policy's call, with what it was handed.
+struct OneRun {
+    context: Context,
+    called: bool,
+    history: Vec<HistoryAnswer>,
+    result: Result<Decision, EvalError>,
+    fuel: u64,
+}
+
 fn run_one(
     policy: &LoadedPolicy,
     config: &str,
@@ -339,18 +365,10 @@ fn run_one(
     workload: &Workload,
     obs: &Observation,
     state: Option<Vec<u8>>,
-) -> (Result<Decision, EvalError>, u64) {
+) -> OneRun {
     let mut signals = Vec::with_capacity(policy.info.signals.len());
+    let missing = required_signal_missing(policy, &obs.signal_errors);
     for req in &policy.info.signals {
-        if let Some((_, why)) = obs.signal_errors.iter().find(|(n, _)| *n == req.name)
-            && req.required
-        {
-            let missing = EvalError::Policy(wasmscaler_sdk::PolicyError::MissingSignal(format!(
-                "signal '{}' could not be gathered: {why}",
-                req.name
-            )));
-            return (Err(missing), 0);
-        }
         if let Some(s) = obs.signals.iter().find(|s| s.name == req.name) {
             signals.push(s.clone());
         }
@@ -363,15 +381,57 @@ fn run_one(
             signals.push(s.clone());
         }
     }
-    let ctx = Context {
+    let context = Context {
         now_ms: obs.now_ms,
         workload: workload.clone(),
         config: config.to_string(),
         signals,
         state,
     };
-    let (result, fuel) = call_policy(policy, &ctx, obs.history.clone());
-    (result.map_err(|e| with_gather_errors(e, policy, spec, obs)), fuel)
+    if let Some(e) = missing {
+        return OneRun {
+            context,
+            called: false,
+            history: Vec::new(),
+            result: Err(e),
+            fuel: 0,
+        };
+    }
+    let recorder = obs
+        .history
+        .clone()
+        .map(|inner| Arc::new(RecordingHistory::new(inner)));
+    let (result, fuel) = call_policy(
+        policy,
+        &context,
+        recorder.clone().map(|r| r as Arc<dyn HistorySource>),
+    );
+    OneRun {
+        history: recorder.map(|r| r.take()).unwrap_or_default(),
+        result: result.map_err(|e| with_gather_errors(e, policy, spec, obs)),
+        context,
+        called: true,
+        fuel,
+    }
+}
+
+/// The host's rule before a call: a policy is not called when a signal it requires could
+/// not be gathered (the first such signal is named). Replay applies the same rule.
+pub fn required_signal_missing(
+    policy: &LoadedPolicy,
+    signal_errors: &[(String, String)],
+) -> Option<EvalError> {
+    policy.info.signals.iter().filter(|r| r.required).find_map(|req| {
+        signal_errors
+            .iter()
+            .find(|(n, _)| *n == req.name)
+            .map(|(_, why)| {
+                EvalError::Policy(wasmscaler_sdk::PolicyError::MissingSignal(format!(
+                    "signal '{}' could not be gathered: {why}",
+                    req.name
+                )))
+            })
+    })
 }
 
 /// The one place a policy is called (every adapter's evaluation and `policy eval`): the

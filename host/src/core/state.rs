@@ -51,7 +51,7 @@ impl WorkloadState {
 /// How opaque policy state is written into the JSON of the annotation, compactly: a
 /// state that is JSON text (byte for byte) is embedded as `{"json": ...}` (1x), anything
 /// else as `{"b64": "..."}` (1.33x). A plain string is the hex of earlier versions (2x).
-mod state_bytes {
+pub(crate) mod state_bytes {
     use std::collections::BTreeMap;
 
     use base64::Engine as _;
@@ -62,14 +62,16 @@ mod state_bytes {
     /// Written form; read back by [`load`] (an untagged enum cannot hold a `RawValue`).
     #[derive(Serialize)]
     #[serde(untagged)]
-    enum Stored {
+    pub(crate) enum Stored {
         Json { json: Box<RawValue> },
         Base64 { b64: String },
     }
 
-    fn store(bytes: &[u8]) -> Stored {
+    /// One line of JSON text is embedded; a line break would split a decision-log line.
+    pub(crate) fn store(bytes: &[u8]) -> Stored {
         let raw = std::str::from_utf8(bytes)
             .ok()
+            .filter(|text| !text.contains(['\n', '\r']))
             .and_then(|text| RawValue::from_string(text.to_string()).ok())
             .filter(|raw| raw.get().as_bytes() == bytes);
         match raw {
@@ -80,7 +82,7 @@ mod state_bytes {
         }
     }
 
-    fn load(stored: &RawValue) -> Result<Vec<u8>, String> {
+    pub(crate) fn load(stored: &RawValue) -> Result<Vec<u8>, String> {
         if let Ok(hex_text) = serde_json::from_str::<String>(stored.get()) {
             return hex::decode(hex_text).map_err(|e| format!("hex state: {e}"));
         }

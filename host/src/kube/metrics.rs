@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry as PromRegistry;
 
+use crate::core::decision_log::DecisionLog;
 use crate::runtime::Registry;
 use crate::runtime::registry::ReloadKind;
 
@@ -79,7 +80,12 @@ pub struct Metrics {
     pub policy_loads: Family<OutcomeLabel, Counter>,
     pub leader: Gauge,
     pub managed_workloads: Gauge,
+    /// Decision-log lines that never reached a file (queue full, write failed), mirrored
+    /// from the writer on every scrape.
+    pub decision_log_dropped: Counter,
     policy_registry: Mutex<Option<Arc<Registry>>>,
+    decision_log: Mutex<Option<Arc<DecisionLog>>>,
+    seen_dropped: AtomicU64,
     seen_loads: [AtomicU64; 4],
 }
 
@@ -118,7 +124,10 @@ impl Metrics {
             policy_loads: Family::default(),
             leader: Gauge::default(),
             managed_workloads: Gauge::default(),
+            decision_log_dropped: Counter::default(),
             policy_registry: Mutex::new(None),
+            decision_log: Mutex::new(None),
+            seen_dropped: AtomicU64::new(0),
             seen_loads: Default::default(),
         };
         register_each!(lock(&m.registry);
@@ -141,6 +150,8 @@ impl Metrics {
             m.leader => "leader", "1 while this replica holds the leader Lease";
             m.managed_workloads => "managed_workloads",
                 "Workloads with a wasmscaler.io/policy annotation seen by this replica";
+            m.decision_log_dropped => "decision_log_dropped",
+                "Decision-log lines dropped: the writer's queue was full or a write failed";
         );
         m
     }
@@ -148,6 +159,22 @@ impl Metrics {
     /// Mirror the policy registry's counters into `policy_loads` on every scrape.
     pub fn watch_registry(&self, registry: Arc<Registry>) {
         *lock(&self.policy_registry) = Some(registry);
+    }
+
+    /// Mirror the decision-log writer's drop counter on every scrape.
+    pub fn watch_decision_log(&self, log: Arc<DecisionLog>) {
+        *lock(&self.decision_log) = Some(log);
+    }
+
+    fn sync_decision_log(&self) {
+        let Some(log) = lock(&self.decision_log).clone() else {
+            return;
+        };
+        let now = log.dropped();
+        let before = self.seen_dropped.swap(now, Ordering::Relaxed);
+        if now > before {
+            self.decision_log_dropped.inc_by(now - before);
+        }
     }
 
     pub fn error(&self, kind: &str) {
@@ -244,6 +271,7 @@ impl Metrics {
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         self.sync_registry();
+        self.sync_decision_log();
         let mut out = String::new();
         let r = lock(&self.registry);
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &r) {

@@ -52,6 +52,7 @@ use self::metrics::Metrics;
 use self::reconcile::{Context, ScaleVia, Shared};
 use self::watch_health::WatchHealth;
 use crate::core::adapter::{Actuator, Gatherers, NoActuator};
+use crate::core::decision_log::{DecisionLog, WriterError, WriterSettings};
 use crate::runtime::{Registry, Runtime};
 
 /// How often workloads whose objects are gone are forgotten (entry, metric series).
@@ -121,6 +122,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// What annotations may ask for (signal servers, interval).
     pub tenancy: tenancy::TenancyRules,
+    /// Write one decision-log line per evaluation (None: off).
+    pub decision_log: Option<WriterSettings>,
 }
 
 impl Default for Settings {
@@ -142,6 +145,7 @@ impl Default for Settings {
             metrics_addr: None,
             concurrency: 8,
             tenancy: tenancy::TenancyRules::default(),
+            decision_log: None,
         }
     }
 }
@@ -174,6 +178,8 @@ pub enum StartError {
     Kind(String, String),
     #[error("cannot serve metrics on {0}: {1}")]
     Http(SocketAddr, String),
+    #[error("{0}")]
+    DecisionLog(#[from] WriterError),
     #[error("cannot set up the signal sources and actuators: {0}")]
     Extensions(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -189,6 +195,8 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
+    /// The decision-log writer, when `--decision-log` is set.
+    pub decision_log: Option<Arc<DecisionLog>>,
     leadership: Leadership,
     health: Arc<WatchHealth>,
     _policy_watch: Option<crate::runtime::registry::WatchHandle>,
@@ -214,6 +222,10 @@ impl Running {
         let _ = self.release.send(true);
         if let Some(t) = self.leader_task {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        // Last: every evaluation has been queued; finish the file (its gzip trailer).
+        if let Some(log) = self.decision_log {
+            let _ = tokio::task::spawn_blocking(move || log.close()).await;
         }
     }
 
@@ -305,6 +317,14 @@ where
 
     let metrics = Arc::new(Metrics::new());
     metrics.watch_registry(registry.clone());
+    let decision_log = match settings.decision_log.clone() {
+        Some(w) => {
+            let log = Arc::new(DecisionLog::open(w)?);
+            metrics.watch_decision_log(log.clone());
+            Some(log)
+        }
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
@@ -319,6 +339,7 @@ where
         leadership.clone(),
         settings.default_max_replicas,
         settings.tenancy.clone(),
+        decision_log.clone(),
     ));
 
     // Leadership changes: metric, and forget cached state when we lose it and when we
@@ -465,6 +486,7 @@ where
         metrics_addr,
         metrics,
         registry,
+        decision_log,
         leadership,
         health,
         _policy_watch: policy_watch,

@@ -31,6 +31,7 @@ use super::metrics::{Metrics, WorkloadLabels};
 use super::report::{PolicyStatus, Status, transitions};
 use super::tenancy::TenancyRules;
 use crate::core::adapter::{Actuator, Gatherers, TargetRef};
+use crate::core::decision_log::{DecisionLog, Record, Source, WorkloadId};
 use crate::core::spec::{POLICY, STATE, STATUS, TARGET};
 use crate::core::{self, Action as CoreAction, Mode, Observation, Pause, Plan, WorkloadSpec, WorkloadState};
 use crate::runtime::Registry;
@@ -57,6 +58,8 @@ pub struct Shared {
     pub leadership: Leadership,
     pub default_max_replicas: u32,
     pub tenancy: TenancyRules,
+    /// One line per evaluation, when the decision log is on.
+    pub decision_log: Option<Arc<DecisionLog>>,
     pub field_manager: String,
     entries: Mutex<HashMap<String, Entry>>,
     targets: Mutex<HashMap<String, ApiResource>>,
@@ -78,8 +81,10 @@ impl Shared {
         leadership: Leadership,
         default_max_replicas: u32,
         tenancy: TenancyRules,
+        decision_log: Option<Arc<DecisionLog>>,
     ) -> Self {
         Self {
+            decision_log,
             client,
             registry,
             gatherers,
@@ -519,7 +524,7 @@ async fn reconcile_once(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Ac
 
     // Decide.
     let started = Instant::now();
-    let (outcome, mut new_state) = match decide(s, &w, &spec, &target, prior, now).await? {
+    let (outcome, mut new_state, signal_errors) = match decide(s, &w, &spec, &target, prior, now).await? {
         Decided::Outcome(decided) => *decided,
         // A config the policy rejects is a typo to fix, not a failing policy: it never
         // counts towards the failure threshold (and so never applies fallback replicas).
@@ -528,6 +533,25 @@ async fn reconcile_once(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Ac
         }
     };
     observe_evaluation(s, &outcome, started.elapsed());
+    if let Some(log) = &s.decision_log {
+        // Queued, never waited on: the writer's thread serializes and compresses.
+        let id = WorkloadId {
+            kind: w.kind.clone(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            uid: w.uid.clone(),
+        };
+        let shadow = spec.mode == Mode::Shadow;
+        log.record(Record::of(
+            Source::Controller,
+            id,
+            shadow,
+            &signal_errors,
+            &outcome,
+            target.replicas,
+            now,
+        ));
+    }
     s.metrics.set_workload(
         &w.labels(),
         target.replicas,
@@ -729,7 +753,8 @@ async fn prior_state(s: &Shared, w: &Subject, now: i64) -> WorkloadState {
 
 /// What the decide step came to.
 enum Decided {
-    Outcome(Box<(core::Outcome, WorkloadState)>),
+    /// The outcome, the new state, and the signals that could not be gathered.
+    Outcome(Box<(core::Outcome, WorkloadState, Vec<(String, String)>)>),
     /// A policy's `validate-config` rejects the workload's config (the message says which).
     ConfigRejected(String),
 }
@@ -772,7 +797,7 @@ async fn decide(
         Err(e) => {
             s.metrics.error("resolve");
             let o = core::Outcome::unresolved(spec, &mut state, now, current, e.to_string());
-            return Ok(Decided::Outcome(Box::new((o, state))));
+            return Ok(Decided::Outcome(Box::new((o, state, Vec::new()))));
         }
     };
     if let Some(m) = config_rejection(s, &plan).await? {
@@ -784,6 +809,11 @@ async fn decide(
         s.metrics.error("signal");
         tracing::debug!(key = %w.key, signal = %sig, error = %why, "signal not gathered");
     }
+    let signal_errors = if s.decision_log.is_some() {
+        gathered.errors.clone()
+    } else {
+        Vec::new()
+    };
     let obs = Observation {
         now_ms: now,
         workload: Workload {
@@ -807,7 +837,7 @@ async fn decide(
     let spec = spec.clone();
     tokio::task::spawn_blocking(move || {
         let o = core::evaluate(&plan, &spec, obs, &mut state);
-        Decided::Outcome(Box::new((o, state)))
+        Decided::Outcome(Box::new((o, state, signal_errors)))
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))

@@ -21,7 +21,8 @@ use super::score::Tally;
 use super::setup::{Entry, Prepared};
 use super::signals::{View, gather};
 use super::trace::Trace;
-use crate::core::{Action, Observation, WorkloadState, evaluate};
+use crate::core::decision_log::{Buffer, Record, Source, WorkloadId};
+use crate::core::{Action, Mode, Observation, WorkloadState, evaluate};
 
 /// Per-bucket series for the chart.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +35,8 @@ pub struct Series {
 
 /// One entry's run.
 pub struct EntryRun {
+    /// The entry's decision-log lines, when asked for ([`super::setup::Prepared::decision_log`]).
+    pub decision_log: Vec<u8>,
     pub tally: Tally,
     pub series: Series,
     pub wall: Duration,
@@ -317,6 +320,7 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
     cluster.seed_ready(initial_replicas(p, e), epoch + p.from_ms);
 
     let mut state = WorkloadState::default();
+    let mut log = p.decision_log.map(Buffer::new);
     let mut tally = Tally::default();
     let mut series = Series::default();
     let (mut rsum, mut csum, mut k) = (0.0f64, 0.0f64, 0u32);
@@ -342,6 +346,7 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
                 queue: queue.as_ref(),
             };
             let (signals, signal_errors) = gather(&plan_signals, &view);
+            let logged_errors = log.as_ref().map(|_| signal_errors.clone());
             let (replicas, ready) = match &queue {
                 Some(q) => (q.unfinished(), q.running_jobs()),
                 None => (cluster.total(), cluster.ready()),
@@ -368,6 +373,24 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
                 })),
             };
             let outcome = evaluate(&e.plan, &e.spec, obs, &mut state);
+            if let (Some(buf), Some(errors)) = (log.as_mut(), &logged_errors) {
+                let id = WorkloadId {
+                    kind: "Simulated".into(),
+                    namespace: "simulation".into(),
+                    name: e.name.clone(),
+                    uid: None,
+                };
+                let shadow = e.spec.mode == Mode::Shadow;
+                buf.push(&Record::of(
+                    Source::Simulator,
+                    id,
+                    shadow,
+                    errors,
+                    &outcome,
+                    replicas,
+                    now,
+                ));
+            }
             let spent: Duration = outcome.runs.iter().map(|r| r.latency).sum();
             sandbox += spent;
             tally
@@ -492,6 +515,7 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
         tally.items_late = q.items_late + never as u64;
     }
     Ok(EntryRun {
+        decision_log: log.map(Buffer::finish).unwrap_or_default(),
         tally,
         series,
         wall: started.elapsed(),

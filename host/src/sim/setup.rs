@@ -31,6 +31,8 @@ pub struct Prepared {
     pub from_ms: i64,
     pub to_ms: i64,
     pub registry: Arc<Registry>,
+    /// Keep a decision log per entry: None (no), Some(gzip?) (see [`crate::core::decision_log::Buffer`]).
+    pub decision_log: Option<bool>,
 }
 
 /// Load the trace, build and check every entry (the HPA baseline first).
@@ -95,6 +97,7 @@ pub fn prepare_with(
         from_ms,
         to_ms,
         registry,
+        decision_log: None,
     })
 }
 
