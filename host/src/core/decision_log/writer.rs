@@ -514,3 +514,97 @@ mod tests {
         assert!(matches!(DecisionLog::open(s), Err(WriterError::Bounds { .. })));
     }
 }
+
+#[cfg(test)]
+mod overhead {
+    use std::time::{Duration, Instant};
+
+    use wasmscaler_sdk::{Context, Decision, Sample, Signal, Workload};
+
+    use super::super::schema::{Record, Source, WorkloadId};
+    use super::*;
+    use crate::core::evaluate::{Action, Outcome, PolicyRun};
+
+    /// What a Knative evaluation hands over: 120 one-second samples.
+    fn knative_outcome() -> Outcome {
+        let ctx = Context {
+            now_ms: 1_733_150_000_000,
+            workload: Workload::default(),
+            config: r#"{"target":20}"#.into(),
+            signals: vec![Signal {
+                name: "concurrency".into(),
+                samples: (0..120)
+                    .map(|i| Sample::new(1_733_150_000_000 - (120 - i) * 1000, 70.0 + i as f64 / 7.0))
+                    .collect(),
+            }],
+            state: Some(br#"{"panicUntil":0,"lastScale":1733149990000}"#.to_vec()),
+        };
+        Outcome {
+            runs: vec![PolicyRun {
+                policy: "knative-concurrency".into(),
+                digest: "ab".repeat(32),
+                name: "knative-concurrency".into(),
+                version: "0.1.0".into(),
+                context: ctx,
+                called: true,
+                history: Vec::new(),
+                result: Ok(Decision::new(4).reason("stable 71.2 / 20 -> 4")),
+                latency: Duration::from_micros(80),
+                fuel: 100_000,
+            }],
+            proposal: Some(4),
+            desired: 4,
+            action: Action::Hold,
+            jobs: None,
+            placement: Vec::new(),
+            metrics: Vec::new(),
+            recheck_after_ms: Some(2000),
+            reason: "knative-concurrency: stable".into(),
+            failed: false,
+            error: None,
+        }
+    }
+
+    /// The reconcile's share (build the line's record, queue it) and the writer thread's
+    /// (serialize, compress, write), per evaluation; printed with `--nocapture`.
+    #[test]
+    fn recording_an_evaluation_costs_microseconds_on_the_reconcile_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = WriterSettings::new(dir.path());
+        s.queue = 1 << 16;
+        let log = DecisionLog::open(s).unwrap();
+        let outcome = knative_outcome();
+        let n = 20_000;
+        let started = Instant::now();
+        for i in 0..n {
+            let id = WorkloadId {
+                kind: "Deployment".into(),
+                namespace: "default".into(),
+                name: format!("w{}", i % 100),
+                uid: Some("6c1f0e4e-0000-4000-8000-000000000000".into()),
+            };
+            log.record(Record::of(
+                Source::Controller,
+                id,
+                false,
+                &[],
+                &outcome,
+                4,
+                1_733_150_000_000 + i,
+            ));
+        }
+        let queued = started.elapsed();
+        log.close();
+        let total = started.elapsed();
+        let bytes: u64 = log_files(dir.path()).unwrap().iter().map(|(_, n)| n).sum();
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+        println!(
+            "decision log: {:.2} us per evaluation on the reconcile path, {:.2} us in all; {} bytes compressed per evaluation ({} dropped)",
+            per(queued),
+            per(total),
+            bytes / n as u64,
+            log.dropped()
+        );
+        assert!(per(queued) < 1_000.0, "{} us", per(queued));
+    }
+}
