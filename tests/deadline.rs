@@ -181,6 +181,7 @@ fn simulate_prints_the_same_bytes_on_an_idle_and_a_saturated_machine() {
             output: wasmscaler::cli::simulate::Format::Json,
             out: Some(out.to_path_buf()),
             chart: None,
+            decision_log: None,
             seed: None,
             threads: 2,
             timings: false,

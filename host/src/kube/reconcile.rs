@@ -751,10 +751,14 @@ async fn prior_state(s: &Shared, w: &Subject, now: i64) -> WorkloadState {
     st
 }
 
+/// An evaluation's outcome, the new state, and the signals that could not be gathered
+/// (name, why; for the decision log).
+type Evaluated = (core::Outcome, WorkloadState, Vec<(String, String)>);
+
 /// What the decide step came to.
 enum Decided {
     /// The outcome, the new state, and the signals that could not be gathered.
-    Outcome(Box<(core::Outcome, WorkloadState, Vec<(String, String)>)>),
+    Outcome(Box<Evaluated>),
     /// A policy's `validate-config` rejects the workload's config (the message says which).
     ConfigRejected(String),
 }

@@ -251,7 +251,7 @@ impl Files {
             }
             Err(e) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                if self.failing % 1000 == 0 {
+                if self.failing.is_multiple_of(1000) {
                     tracing::warn!(dir = %self.settings.dir.display(), error = %e, "decision log: cannot write; lines are dropped");
                 }
                 self.failing += 1;
