@@ -11,8 +11,10 @@
 //!   through, refused unless leadership is valid, every request under a deadline.
 //! - [`watch_health`]: the watches' retry policy and whether they work now (`/readyz`).
 //! - [`pools`], [`jobs`]: spot/on-demand pool variants and Jobs, the special actuators.
-//! - [`cache`]: shared, lazily started watch caches of Pods, Nodes and Secrets for the
-//!   signal sources; [`secrets`]: the Secret references of signal credentials.
+//! - [`cache`]: shared, lazily started watch caches of Pods, Nodes, Deployments,
+//!   StatefulSets and Secrets for the signal sources; [`secrets`]: the Secret references
+//!   of signal credentials; [`label_selector`]: selector strings matched against cached
+//!   objects.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! Use from a program or a test: [`start`] returns a [`Running`] controller.
@@ -23,6 +25,7 @@ pub mod events;
 pub mod fence;
 pub mod http;
 pub mod jobs;
+pub mod label_selector;
 pub mod leader;
 pub mod metrics;
 pub mod pools;

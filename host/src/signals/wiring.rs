@@ -120,10 +120,12 @@ pub fn extensions(client: kube::Client, prometheus_url: Option<String>) -> Resul
         "redis",
         Arc::new(RedisGatherer::new().with_credentials(credentials)),
     );
-    gatherers.register("kubernetes", Arc::new(KubeObjectsGatherer::new(client.clone())));
+    let objects = KubeObjectsGatherer::new(client.clone());
     // Signals without a source spec: running-jobs / pending-jobs of a CronJob, spot-* of a
     // spot-fallback workload; every other name stays with the reconciler's WorkloadFacts.
-    gatherers.set_facts(Arc::new(KubeObjectsGatherer::with_facts_fallback(client.clone())));
+    // Both read the same watch caches of Pods, Nodes and workloads.
+    gatherers.set_facts(Arc::new(objects.facts_fallback()));
+    gatherers.register("kubernetes", Arc::new(objects));
     Ok(Extensions {
         gatherers,
         actuator: Arc::new(SignalsActuator::new(client)),
