@@ -20,9 +20,11 @@ use kube::Api;
 use kube::runtime::watcher;
 
 /// A cron workload whose next change is at second `at` of the minute (to 3 replicas),
-/// 1 replica before; the interval is long, so nothing but that boundary re-evaluates it.
+/// 1 replica before (down at `at + 10`: 50 s before the next up, so 10 s before a
+/// boundary 40 s away the most recent firing is the down); the interval is long, so
+/// nothing but that boundary re-evaluates it.
 fn cron_at(ns: &str, at: u64) -> String {
-    let down = (at + 30) % 60;
+    let down = (at + 10) % 60;
     format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -64,8 +66,9 @@ async fn a_black_holed_leader_makes_no_write_after_the_standby_acquires() {
         ..settings(ns)
     };
 
-    // The change comes 25 s from now: after the black hole and the takeover below.
-    let boundary = unix_s(SystemTime::now()) + 25;
+    // The change comes 40 s from now: after the black hole and the takeover below, with
+    // room for a loaded machine (the setup took ~23 s under three concurrent builds).
+    let boundary = unix_s(SystemTime::now()) + 40;
     cp.apply(&cron_at(&ns_a, boundary % 60));
     let api: Api<Deployment> = Api::namespaced(cp.admin_client().await, &ns_a);
     let writes = Recorder::start(

@@ -267,3 +267,166 @@ async fn interruption_taints_and_capacity_types_are_read_from_nodes_and_pods() {
         .unwrap_or_default();
     assert_eq!(events2, events);
 }
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The `kubernetes` signals read watch caches: however many evaluations, Pods and Nodes
+/// are listed once (then watched) and the pool variant is never fetched again; a pod that
+/// becomes Pending is in the very next evaluation (the watch delivers it), not stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_signals_read_watch_caches_not_one_list_per_evaluation() {
+    const EVALUATIONS: usize = 10;
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("spot-cache").await;
+    cp.apply(&deployment(&ns, "web-spot", 2, Some("spot"), "    {}\n"));
+    let node = format!("spot-c-{ns}");
+    cp.apply(&format!(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {node}\n  labels: {{karpenter.sh/capacity-type: spot}}\nspec:\n  taints:\n  - {{key: karpenter.sh/disruption, value: disrupting, effect: NoSchedule}}\n"
+    ));
+    cp.apply(&pod(&ns, "c1", "web-spot", Some(&node), "spot"));
+    cp.apply(&pod(&ns, "c2", "web-spot", None, "spot"));
+
+    // As the controller's service account (deploy/rbac.yaml), every request counted.
+    let (client, sent) = controlplane::counting::counting(cp.controller_client().await);
+    let g = KubeObjectsGatherer::with_facts_fallback(client);
+    let target = TargetRef {
+        namespace: ns.clone(),
+        kind: "Deployment".into(),
+        api_version: "apps/v1".into(),
+        name: "web".into(),
+        uid: None,
+        labels: BTreeMap::new(),
+        annotations: [
+            ("wasmscaler.io/policy", "spot-fallback"),
+            ("wasmscaler.io/config", "averageValue: 100\n"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        pod_selector: Some("app=web".into()),
+        replicas: 2,
+        ready_replicas: 0,
+    };
+    let replicas = serde_json::json!({"kubernetes": {"count": "replicas", "workload": "web-spot"}});
+    let selected = serde_json::json!({"kubernetes": {"count": "pods",
+        "selector": "app in (web-spot, web-on-demand),!canary"}});
+    // spot-pending-pods / spot-interruptions: the web-spot variant's pods, no mapping.
+    let plan = vec![
+        (SignalRequest::latest("spot-pending-pods", ""), None),
+        (SignalRequest::window("spot-interruptions", 3_600_000, ""), None),
+        (SignalRequest::latest("variant-replicas", ""), Some(&replicas)),
+        (SignalRequest::latest("selected", ""), Some(&selected)),
+    ];
+    let values = |got: &wasmscaler::core::adapter::Gathered| -> Vec<(String, Vec<f64>)> {
+        assert!(got.errors.is_empty(), "{:?}", got.errors);
+        let mut v: Vec<(String, Vec<f64>)> = got
+            .signals
+            .iter()
+            .map(|s| (s.name.clone(), s.samples.iter().map(|x| x.value).collect()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let first = values(&g.gather(&target, &plan, now_ms()).await);
+    let want = |pending: f64| {
+        vec![
+            ("selected".to_string(), vec![2.0]),
+            ("spot-interruptions".to_string(), vec![1.0]),
+            ("spot-pending-pods".to_string(), vec![pending]),
+            ("variant-replicas".to_string(), vec![2.0]),
+        ]
+    };
+    assert_eq!(first, want(0.0));
+    // (LISTs of pods, of nodes, of deployments + statefulsets; GETs of one of those).
+    let counts = || {
+        (
+            sent.lists("pods"),
+            sent.lists("nodes"),
+            sent.lists("deployments") + sent.lists("statefulsets"),
+            sent.gets("deployments") + sent.gets("statefulsets"),
+        )
+    };
+    assert_eq!(
+        counts(),
+        (1, 1, 1, 0),
+        "one LIST each of pods (the namespace), nodes, deployments to start the caches: {:?}",
+        sent.all()
+    );
+    for _ in 0..EVALUATIONS {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(values(&g.gather(&target, &plan, now_ms()).await), want(0.0));
+    }
+    assert_eq!(
+        counts(),
+        (1, 1, 1, 0),
+        "no LIST or GET per evaluation after {} evaluations: {:?}",
+        EVALUATIONS + 1,
+        sent.all()
+    );
+    assert_eq!(g.caches_running(), 3, "pods of {ns}, nodes, deployments of {ns}");
+
+    // The scheduler gives up on c2: the next evaluation, within one interval, counts it.
+    mark_unschedulable(cp, &ns, "c2");
+    let marked = std::time::Instant::now();
+    controlplane::eventually_within(
+        "spot-pending-pods 1 within one 1 s interval",
+        std::time::Duration::from_secs(1),
+        || async {
+            let v = values(&g.gather(&target, &plan, now_ms()).await);
+            (v == want(1.0)).then_some(())
+        },
+    )
+    .await;
+    eprintln!("Pending pod seen {:?} after the patch", marked.elapsed());
+    assert_eq!(counts(), (1, 1, 1, 0), "still no new LIST: {:?}", sent.all());
+    assert!(sent.watches("pods") >= 1 && sent.watches("nodes") >= 1);
+}
+
+/// A cache that cannot sync (here RBAC forbids the user everything) fails the signal with
+/// the resource and the watch's error, within the sync bound, and fails the next
+/// evaluations at once: no reconcile waits on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_that_cannot_sync_fails_the_signal_naming_the_resource() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("spot-forbidden").await;
+    let g = KubeObjectsGatherer::new(cp.unprivileged_client().await);
+    let target = TargetRef {
+        namespace: ns.clone(),
+        kind: "Deployment".into(),
+        api_version: "apps/v1".into(),
+        name: "web".into(),
+        uid: None,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        pod_selector: Some("app=web".into()),
+        replicas: 1,
+        ready_replicas: 0,
+    };
+    let pods = serde_json::json!({"kubernetes": "pods"});
+    let plan = vec![(SignalRequest::latest("pods", ""), Some(&pods))];
+    let bound = wasmscaler::signals::kube_objects::CACHE_SYNC_WAIT;
+    let start = std::time::Instant::now();
+    let got = g.gather(&target, &plan, now_ms()).await;
+    let took = start.elapsed();
+    assert!(got.signals.is_empty());
+    let (name, why) = got.errors.first().cloned().expect("an error");
+    assert_eq!(name, "pods");
+    assert!(
+        why.contains(&format!("pods in namespace {ns}: watch not synced yet")) && why.contains("forbidden"),
+        "{why}"
+    );
+    assert!(took < bound + std::time::Duration::from_secs(2), "{took:?}");
+    let start = std::time::Instant::now();
+    let again = g.gather(&target, &plan, now_ms()).await;
+    assert_eq!(again.errors.len(), 1, "{:?}", again.errors);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(1),
+        "a later evaluation does not wait again: {:?}",
+        start.elapsed()
+    );
+}

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod counting;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod recorder;
@@ -46,6 +47,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub const ADMIN_TOKEN: &str = "wasmscaler-admin-token";
 pub const CONTROLLER_TOKEN: &str = "wasmscaler-controller-token";
+/// An authenticated user no RBAC rule names: every read of an object is forbidden.
+pub const NOBODY_TOKEN: &str = "wasmscaler-nobody-token";
 /// The static token of the controller authenticates as this service account, so the
 /// bindings in deploy/rbac.yaml apply to it unchanged.
 pub const CONTROLLER_USER: &str = "system:serviceaccount:wasmscaler-system:wasmscaler";
@@ -108,7 +111,8 @@ impl ControlPlane {
             d.join("tokens.csv"),
             format!(
                 "{ADMIN_TOKEN},admin,admin-uid,\"system:masters\"\n\
-                 {CONTROLLER_TOKEN},{CONTROLLER_USER},sa-uid,\"system:serviceaccounts,system:serviceaccounts:{SYSTEM_NAMESPACE}\"\n"
+                 {CONTROLLER_TOKEN},{CONTROLLER_USER},sa-uid,\"system:serviceaccounts,system:serviceaccounts:{SYSTEM_NAMESPACE}\"\n\
+                 {NOBODY_TOKEN},nobody,nobody-uid\n"
             ),
         )
         .expect("token file");
@@ -293,6 +297,10 @@ impl ControlPlane {
             self.controller_kubeconfig(),
             self.kubeconfig_text("wasmscaler", CONTROLLER_TOKEN),
         );
+        let _ = std::fs::write(
+            self.dir().join("nobody.kubeconfig"),
+            self.kubeconfig_text("nobody", NOBODY_TOKEN),
+        );
     }
 
     /// Kubeconfig of the admin (system:masters).
@@ -319,6 +327,11 @@ impl ControlPlane {
 
     pub async fn controller_client(&self) -> Client {
         Self::client_from(&self.controller_kubeconfig()).await
+    }
+
+    /// A client of a user no RBAC rule names ([`NOBODY_TOKEN`]).
+    pub async fn unprivileged_client(&self) -> Client {
+        Self::client_from(&self.dir().join("nobody.kubeconfig")).await
     }
 
     /// The controller's client, connecting to the API server through 127.0.0.1:`port`

@@ -61,7 +61,7 @@ pub struct SecretRef {
 }
 
 /// Resolves [`SecretRef`]s for the signal sources (the kube adapter's Secret cache,
-/// `kube/secrets.rs`). Only ever called with the namespace of the workload whose signal
+/// `signals/secrets.rs`). Only ever called with the namespace of the workload whose signal
 /// names the Secret. Errors name the Secret and the key, never a value.
 pub trait Credentials: Send + Sync {
     /// The value of `secret.key` in `namespace` (waiting at most `wait` for a cache that

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::secrets::SecretCache;
 use super::{Extensions, jobs, pools};
 use crate::core::adapter::{Actuated, Actuator, Credentials, Gatherers, TargetRef};
 use crate::core::{Outcome, WorkloadSpec};
 use crate::signals::gather::{PrometheusGatherer, RedisGatherer};
 use crate::signals::kube_objects::KubeObjectsGatherer;
 use crate::signals::prometheus::{PromError, Prometheus};
+use crate::signals::secrets::SecretCache;
 
 /// Jobs for CronJob workloads (queue-job), the pool split for placements (spot-fallback).
 pub struct KubeActuator {
@@ -124,10 +124,12 @@ pub fn extensions(client: kube::Client, prometheus_url: Option<String>) -> Resul
         "redis",
         Arc::new(RedisGatherer::new().with_credentials(credentials)),
     );
-    gatherers.register("kubernetes", Arc::new(KubeObjectsGatherer::new(client.clone())));
+    let objects = KubeObjectsGatherer::new(client.clone());
     // Signals without a source spec: running-jobs / pending-jobs of a CronJob, spot-* of a
     // spot-fallback workload; every other name stays with the reconciler's WorkloadFacts.
-    gatherers.set_facts(Arc::new(KubeObjectsGatherer::with_facts_fallback(client.clone())));
+    // Both read the same watch caches of Pods, Nodes and workloads.
+    gatherers.set_facts(Arc::new(objects.facts_fallback()));
+    gatherers.register("kubernetes", Arc::new(objects));
     Ok(Extensions {
         gatherers,
         actuator: Arc::new(KubeActuator::new(client)),

@@ -12,13 +12,10 @@
 //!   through, refused unless leadership is valid, every request under a deadline.
 //! - [`watch_health`]: the watches' retry policy and whether they work now (`/readyz`).
 //! - [`pools`], [`jobs`]: spot/on-demand pool variants and Jobs, the special actuators.
-//! - [`cache`]: shared, lazily started watch caches of Pods, Nodes and Secrets for the
-//!   signal sources; [`secrets`]: the Secret references of signal credentials.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! Use from a program or a test: [`start`] returns a [`Running`] controller.
 
-pub mod cache;
 pub mod events;
 pub mod extensions;
 pub mod fence;
@@ -29,7 +26,6 @@ pub mod metrics;
 pub mod pools;
 pub mod reconcile;
 pub mod report;
-pub mod secrets;
 pub mod tenancy;
 pub mod watch_health;
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
@@ -362,14 +363,11 @@ fn as_u32(v: &Value) -> Option<u32> {
     v.as_u64().and_then(|n| u32::try_from(n).ok())
 }
 
-/// `matchLabels` of a label selector in query syntax.
+/// A label selector (`matchLabels` and `matchExpressions`) in query syntax.
 fn selector_string(sel: &Value) -> Option<String> {
-    let m = sel.get("matchLabels")?.as_object()?;
-    let parts: Vec<String> = m
-        .iter()
-        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(","))
+    let sel: LabelSelector = serde_json::from_value(sel.clone()).ok()?;
+    let q = crate::signals::label_selector::to_query(&sel);
+    (!q.is_empty()).then_some(q)
 }
 
 /// `apiVersion/Kind` or `apiVersion/Kind/name` (`apps/v1/Deployment/web`, `v1/Foo/x`).

@@ -6,7 +6,7 @@
 //! `--prometheus-url` is always allowed: the operator named it), how often a workload is
 //! evaluated, how long one signal call may hold a reconcile slot, and whether a password
 //! may be written into an annotation (by default it may not: credentials come from a
-//! Secret reference, `kube/secrets.rs`). A workload that
+//! Secret reference, `signals/secrets.rs`). A workload that
 //! asks for more is refused like any bad annotation (an `InvalidAnnotation` Event and the
 //! status name the rule); every other workload is served as before.
 

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::ExponentialBackoff;
 
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-/// backon's jitter adds up to the delay itself: retries come at most 4 s apart.
-const MAX_RETRY: Duration = Duration::from_secs(2);
+pub use crate::signals::watch_cache::retry_backoff;
+#[cfg(test)]
+use crate::signals::watch_cache::{FIRST_RETRY, MAX_RETRY};
+
 /// A failing watch retries at least this often, so an error older than this means the
 /// retries stopped failing (a watch of an empty namespace sees no event to say so).
 const STALE_AFTER_ERROR: Duration = Duration::from_secs(10);
@@ -78,19 +79,6 @@ impl WatchHealth {
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
-}
-
-/// The retry policy of a watch: 250 ms doubling to 2 s plus jitter, reset on the first
-/// event after an error (the signal sources' caches use it as is, `kube/cache.rs`).
-pub fn retry_backoff() -> ExponentialBackoff {
-    ExponentialBackoff::from(
-        backon::ExponentialBuilder::default()
-            .with_min_delay(FIRST_RETRY)
-            .with_max_delay(MAX_RETRY)
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times(),
-    )
 }
 
 /// One watch's backoff; reports its failing/working transitions to [`WatchHealth`].

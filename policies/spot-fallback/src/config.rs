@@ -300,7 +300,7 @@ mod tests {
     #[test]
     fn a_pool_workload_is_refused_pointing_at_the_hosts_variants() {
         let cfg: Config = wasmscaler_sdk::parse_config(
-            r#"{"pools": [{"name": "spot", "capacityType": "spot", "workload": "web-spot"},
+            r#"{"averageValue": 100, "pools": [{"name": "spot", "capacityType": "spot", "workload": "web-spot"},
                           {"name": "on-demand", "capacityType": "on-demand"}]}"#,
         )
         .unwrap();

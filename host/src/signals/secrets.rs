@@ -5,7 +5,7 @@
 //! carry the label [`CREDENTIALS_LABEL`]`: "true"` can be named: whoever can annotate a
 //! Deployment cannot make the controller read (and send to a server of their choosing) a
 //! Secret of their namespace that its owner did not mark for this use. The Secrets are
-//! read from a watch cache of the labelled Secrets of that namespace (`kube/cache.rs`:
+//! read from a watch cache of the labelled Secrets of that namespace (`signals/watch_cache.rs`:
 //! started on the first reference, stopped when unused), never with a GET per
 //! evaluation; a rotated value is used from the next evaluation on. RBAC: `list` and
 //! `watch` on secrets.
@@ -18,7 +18,7 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
-use super::cache::{SharedCaches, strip_metadata};
+use super::watch_cache::{SharedCaches, strip_metadata};
 use crate::core::adapter::{Credentials, SecretRef};
 
 /// The label a Secret needs before a signal may name it.

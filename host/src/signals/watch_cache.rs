@@ -8,9 +8,12 @@
 //! [`IDLE_AFTER`] is stopped and forgotten (a namespace whose workloads went away costs
 //! nothing); the next read starts it again.
 //!
-//! While a cache has not listed once, a read waits for it up to the caller's deadline and
-//! then fails with a message that says so and carries the watch's last error (e.g. RBAC
-//! refusing `list`), which the signal then reports.
+//! While a cache has not listed once, a read waits for it up to the caller's bound,
+//! counted from the cache's start (so a watch that cannot sync, e.g. RBAC refusing
+//! `list`, holds only the first reader, never every evaluation), and then fails with a
+//! message that names the resource and carries the watch's last error
+//! (`pods in namespace shop: watch not synced yet (last watch error: ... forbidden ...)`),
+//! which the signal then reports.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -22,9 +25,28 @@ use futures::StreamExt;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
+
+/// A failed watch's first retry.
+pub const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// backon's jitter adds up to the delay itself: retries come at most 4 s apart.
+pub const MAX_RETRY: Duration = Duration::from_secs(2);
+
+/// The retry policy of a watch: 250 ms doubling to 2 s plus jitter, reset on the first
+/// event after an error (the controller's watches and these caches).
+pub fn retry_backoff() -> ExponentialBackoff {
+    ExponentialBackoff::from(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(FIRST_RETRY)
+            .with_max_delay(MAX_RETRY)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times(),
+    )
+}
 
 /// A cache unread for this long is stopped.
 pub const IDLE_AFTER: Duration = Duration::from_secs(600);
@@ -56,6 +78,7 @@ where
     ready: watch::Receiver<bool>,
     last_error: Arc<Mutex<Option<String>>>,
     last_used: Mutex<Instant>,
+    started: Instant,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -100,7 +123,7 @@ where
     }
 
     /// The cache of `namespace` (None: cluster-wide), started if it is not running, once
-    /// it has listed (waiting at most `wait`).
+    /// it has listed: a cache that has not waits until `wait` after its start at most.
     pub async fn store(&self, namespace: Option<&str>, wait: Duration) -> Result<Store<K>, String> {
         let cache = {
             let mut caches = lock(&self.caches);
@@ -115,7 +138,8 @@ where
         *lock(&cache.last_used) = Instant::now();
         let mut ready = cache.ready.clone();
         if !*ready.borrow() {
-            let synced = tokio::time::timeout(wait, ready.wait_for(|r| *r)).await;
+            let left = wait.saturating_sub(cache.started.elapsed());
+            let synced = tokio::time::timeout(left, ready.wait_for(|r| *r)).await;
             if !matches!(synced, Ok(Ok(_))) {
                 let scope = namespace
                     .map(|n| format!(" in namespace {n}"))
@@ -124,10 +148,7 @@ where
                     .as_ref()
                     .map(|e| format!(" (last watch error: {e})"))
                     .unwrap_or_default();
-                return Err(format!(
-                    "the cache of {}{scope} has not synced yet{why}",
-                    self.what
-                ));
+                return Err(format!("{}{scope}: watch not synced yet{why}", self.what));
             }
         }
         Ok(cache.store.clone())
@@ -143,7 +164,7 @@ where
         let what = self.what;
         let scope = namespace.unwrap_or("").to_string();
         let stream = watcher(api, self.config.clone())
-            .backoff(super::watch_health::retry_backoff())
+            .backoff(retry_backoff())
             .modify(strip)
             .reflect(writer);
         let task = tokio::spawn(async move {
@@ -168,6 +189,7 @@ where
             ready,
             last_error,
             last_used: Mutex::new(Instant::now()),
+            started: Instant::now(),
             task,
         }
     }
@@ -181,4 +203,21 @@ pub fn strip_metadata(meta: &mut kube::api::ObjectMeta) {
     meta.annotations = None;
     meta.owner_references = None;
     meta.finalizers = None;
+}
+
+/// [`strip_metadata`], and everything else a counting reader never looks at: only the
+/// identity (name, namespace, uid, resourceVersion), the labels when `labels`, and the
+/// creation and deletion timestamps are kept.
+pub fn minimal_metadata(meta: &mut kube::api::ObjectMeta, labels: bool) {
+    strip_metadata(meta);
+    *meta = kube::api::ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        labels: if labels { meta.labels.take() } else { None },
+        creation_timestamp: meta.creation_timestamp.take(),
+        deletion_timestamp: meta.deletion_timestamp.take(),
+        ..Default::default()
+    };
 }
