@@ -124,8 +124,11 @@ pub enum ForecastModel {
     SeasonalNaive,
 }
 
+/// 1 minute: the policy's own stabilization holds the answer after a peak, so a longer
+/// peak hold only doubles it (dev traces, 5m stabilization: a 5m peak hold read AAPL at
+/// -3 % against the HPA curve at equal replica-hours, a 1m hold at -21 %).
 fn default_peak_window() -> Duration {
-    Duration(SIGNAL_WINDOW_MS)
+    Duration(60_000)
 }
 
 /// The recent `load` window the policy asks for (bounds `trendWindow`).
@@ -140,8 +143,11 @@ fn default_trend_damping() -> f64 {
 }
 /// Upper bound of `scaleDownStabilization`.
 pub const MAX_STABILIZATION_MS: i64 = 30 * 60_000;
+/// 2 minutes, chosen on the dev traces: 5 minutes (the HPA's) spent 7 % more
+/// replica-hours on AAPL's bursts (1675 vs 1571) for 12 fewer violation-minutes, -19 %
+/// against the HPA curve instead of -32 %.
 fn default_scale_down_stabilization() -> Duration {
-    Duration(5 * 60_000)
+    Duration(2 * 60_000)
 }
 /// Most recommendations the stabilization keeps (it keeps only those a newer, higher one
 /// has not superseded, so the count is at most the number of distinct replica counts in
@@ -151,7 +157,9 @@ pub const MAX_RECENT: usize = 256;
 /// thinned evenly.
 pub const MAX_TREND_SAMPLES: usize = 64;
 
-pub const DEFAULT_TOLERANCE: f64 = 0.1;
+/// 0.15, chosen on the dev traces: at 0.1 Wikipedia's hourly forecast still crept up in
+/// 1.6x the HPA-0.7's scale events.
+pub const DEFAULT_TOLERANCE: f64 = 0.15;
 fn default_tolerance() -> f64 {
     DEFAULT_TOLERANCE
 }

@@ -309,6 +309,7 @@ fn reactive_answer_holds_recent_peak_and_follows_a_rising_trend() {
     let c = ContextBuilder::new()
         .now_ms(NOW)
         .bounds(2, 100)
+        .config(r#"{"peakWindow": "5m"}"#)
         .series("load", &dip)
         .build();
     let d = evaluate::<MlPredictive>(&c).unwrap();
