@@ -162,11 +162,44 @@ fn policies_are_read_against_a_reference_curve_at_equal_cost() {
     assert!((at - expect).abs() < 0.01, "{at} vs {expect}");
     let change = row["changePct"].as_f64().unwrap();
     assert!((change - 100.0 * (y - expect) / expect).abs() < 0.1, "{change}");
+    // Churn next to it: the entry's own and the curve's at the same spend.
+    let churn = |name: &str| -> (f64, f64) {
+        let s = v["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap();
+        (
+            s["scaleEventsPerHour"].as_f64().unwrap(),
+            s["podStarts"].as_f64().unwrap(),
+        )
+    };
+    let ((e0, p0), (e1, p1)) = (churn("hpa-baseline"), churn("hpa-5"));
+    assert_eq!(
+        (row["scaleEventsPerHour"].as_f64(), row["podStarts"].as_f64()),
+        (Some(churn("hpa-7").0), Some(churn("hpa-7").1)),
+        "{row}"
+    );
+    let curve_events = row["referenceScaleEventsPerHour"].as_f64().unwrap();
+    assert!(
+        (curve_events - (e0 + (e1 - e0) * (x - x0) / (x1 - x0))).abs() < 0.01,
+        "{row}"
+    );
+    let curve_starts = row["referencePodStarts"].as_f64().unwrap();
+    assert!(
+        (curve_starts - (p0 + (p1 - p0) * (x - x0) / (x1 - x0))).abs() <= 0.5,
+        "{row}"
+    );
     // The table shows the same comparison.
     let table = run(&["simulate", s.to_str().unwrap(), "--quiet"], dir.path());
     let table = text(&table.stdout);
     assert!(
         table.contains("at equal replica-hours, against the curve of hpa-baseline, hpa-5"),
+        "{table}"
+    );
+    assert!(
+        table.contains("curve ev/h") && table.contains("curve starts"),
         "{table}"
     );
 }
@@ -356,7 +389,7 @@ fn bad_input_exits_2_naming_file_line_and_key_and_writes_nothing() {
             "capacityPerReplica too small for the trace",
             "trace: {file: g.csv, unit: rps}\ncapacityPerReplica: 0.00001\nmaxReplicas: 100000\npolicies: []\n".into(),
             vec![("g.csv", good_csv)],
-            vec!["capacityPerReplica", "300000 replicas", "at most 100000"],
+            vec!["bad.yaml:2", "capacityPerReplica", "300000 replicas", "at most 100000"],
         ),
         (
             "maxReplicas beyond what the simulator holds",

@@ -180,7 +180,7 @@ fn refit_is_cached_for_the_refit_interval() {
     c.now_ms = NOW + H;
     let d3 = h.tick(c).unwrap();
     assert!(d3.reason.contains("NaN"), "{}", d3.reason);
-    assert_eq!(h.state(), State::default());
+    assert_eq!(h.state().cached, None);
 
     // A config change (another step) invalidates the cache too.
     set_history("load", daily_peak_history(14, 1000.0));
@@ -266,8 +266,8 @@ fn scenarios_pass_natively() {
 #[test]
 fn reactive_answer_holds_recent_peak_and_follows_a_rising_trend() {
     // Short history: reactive only. Load over the last minute: 100, 200, 300, 400, 500
-    // at 15 s steps -> slope 100 per 15 s = 400 per minute; podStartup 60 s:
-    // 500 + 400 = 900 -> ceil(900 / 100) = 9.
+    // at 15 s steps -> both halves rise 100 per 15 s = 400 per minute; podStartup 60 s,
+    // damped by the default trendDamping 0.5: 500 + 200 = 700 -> ceil(700 / 100) = 7.
     set_history("load", daily_peak_history(1, 100.0));
     let rising: Vec<(i64, f64)> = (0..5)
         .map(|k| (NOW - (4 - k) * 15_000, 100.0 * (k + 1) as f64))
@@ -278,13 +278,22 @@ fn reactive_answer_holds_recent_peak_and_follows_a_rising_trend() {
         .series("load", &rising)
         .build();
     let d = evaluate::<MlPredictive>(&c).unwrap();
-    assert_eq!(d.replicas, 9, "{}", d.reason);
+    assert_eq!(d.replicas, 7, "{}", d.reason);
     assert!(
         d.reason
-            .contains("reactive 500.0 rising to 900.0 in 1m / 100 -> 9"),
+            .contains("reactive 500.0 rising to 700.0 in 1m / 100 -> 7"),
         "{}",
         d.reason
     );
+    // Undamped: 400 per minute, but the 1-minute window (after its oldest sample) holds
+    // 200..500: no more than the 300 it shows -> 800 -> 8.
+    let c1 = ContextBuilder::new()
+        .now_ms(NOW)
+        .bounds(2, 100)
+        .config(r#"{"trendDamping": 1}"#)
+        .series("load", &rising)
+        .build();
+    assert_eq!(evaluate::<MlPredictive>(&c1).unwrap().replicas, 8);
     // Trend off: ceil(500 / 100) = 5.
     let c2 = ContextBuilder::new()
         .now_ms(NOW)
@@ -300,6 +309,7 @@ fn reactive_answer_holds_recent_peak_and_follows_a_rising_trend() {
     let c = ContextBuilder::new()
         .now_ms(NOW)
         .bounds(2, 100)
+        .config(r#"{"peakWindow": "5m"}"#)
         .series("load", &dip)
         .build();
     let d = evaluate::<MlPredictive>(&c).unwrap();
@@ -343,4 +353,122 @@ fn seasonal_naive_model_repeats_yesterday() {
 
     let err = validate::<MlPredictive>(r#"{"model": "prophet"}"#).unwrap_err();
     assert!(err.to_string().contains("model"), "{err}");
+}
+
+/// One sample a second over the last 5 minutes: `before` until `step_ago_s` seconds ago,
+/// `after` since (a trace row boundary, as the simulator's `load` signal has it).
+fn step_signal(now: i64, before: f64, after: f64, step_ago_s: i64) -> Vec<(i64, f64)> {
+    (0..=300)
+        .map(|k| {
+            let at = now - (300 - k) * 1000;
+            (
+                at,
+                if at < now - step_ago_s * 1000 {
+                    before
+                } else {
+                    after
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_step_at_a_row_boundary_is_not_extrapolated() {
+    // The issue's case: the load steps from 2.2 to 4.3 at a row boundary; 4.3 / 0.0845834
+    // needs 51 replicas. A least-squares slope over the last minute projected it to 7.4
+    // (89 replicas) for most of that minute. Wherever the step lies in the trend window,
+    // the answer is what the new level needs.
+    set_history("load", daily_peak_history(1, 100.0));
+    for ago in [1, 10, 20, 29, 30, 31, 40, 50, 59, 60, 61] {
+        let c = ContextBuilder::new()
+            .now_ms(NOW)
+            .bounds(1, 100)
+            .config(r#"{"targetPerReplica": 0.0845834, "trendDamping": 1}"#)
+            .series("load", &step_signal(NOW, 2.2, 4.3, ago))
+            .build();
+        let d = evaluate::<MlPredictive>(&c).unwrap();
+        assert_eq!(d.replicas, 51, "step {ago} s ago: {}", d.reason);
+        assert!(!d.reason.contains("rising"), "step {ago} s ago: {}", d.reason);
+    }
+    // A ramp is still followed: 1.0 -> 4.0 over the last minute, 0.05 per second, both
+    // halves agree; over a 60 s start-up undamped +3.0 (at most the 3.0 the window shows):
+    // 7.0 / 0.15 -> 47.
+    let ramp: Vec<(i64, f64)> = (0..=60)
+        .map(|k| (NOW - (60 - k) * 1000, 1.0 + 0.05 * k as f64))
+        .collect();
+    let c = ContextBuilder::new()
+        .now_ms(NOW)
+        .bounds(1, 100)
+        .config(r#"{"targetPerReplica": 0.15, "trendDamping": 1}"#)
+        .series("load", &ramp)
+        .build();
+    let d = evaluate::<MlPredictive>(&c).unwrap();
+    assert_eq!(d.replicas, 47, "{}", d.reason);
+    assert!(d.reason.contains("rising to 7.0"), "{}", d.reason);
+}
+
+#[test]
+fn scale_down_waits_for_its_own_stabilization_window() {
+    // Reactive only (short history), peak hold off so only the policy's own window holds.
+    set_history("load", daily_peak_history(1, 100.0));
+    let cfg = r#"{"peakWindow": "0s", "trendWindow": "0s", "scaleDownStabilization": "2m"}"#;
+    let at = |t: i64, load: f64| {
+        ContextBuilder::new()
+            .now_ms(t)
+            .bounds(1, 100)
+            .config(cfg)
+            .series("load", &[(t - 15_000, load), (t, load)])
+            .build()
+    };
+    let mut h = Harness::<MlPredictive>::new();
+    assert_eq!(h.tick(at(NOW, 900.0)).unwrap().replicas, 9);
+    // The next evaluation never undoes the scale-up: the load fell, the answer holds.
+    let d = h.tick(at(NOW + 15_000, 300.0)).unwrap();
+    assert_eq!(d.replicas, 9, "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("held at 9 (highest recommendation over the last 2m)"),
+        "{}",
+        d.reason
+    );
+    assert_eq!(metric(&d, "recommended_replicas"), 3.0);
+    // A lower peak in between supersedes nothing higher: 5 is remembered after 9 expires.
+    assert_eq!(h.tick(at(NOW + 60_000, 500.0)).unwrap().replicas, 9);
+    assert_eq!(h.tick(at(NOW + 120_000, 300.0)).unwrap().replicas, 5);
+    assert_eq!(h.tick(at(NOW + 180_001, 300.0)).unwrap().replicas, 3);
+    // Only undominated recommendations are kept: the state stays a handful of entries.
+    assert_eq!(h.state().recent, vec![(NOW + 180_001, 3)]);
+    // Scale-up is never delayed.
+    assert_eq!(h.tick(at(NOW + 195_001, 1200.0)).unwrap().replicas, 12);
+    // A clock that went back forgets the window.
+    assert_eq!(h.tick(at(NOW, 100.0)).unwrap().replicas, 1);
+    // 0s: no stabilization, nothing kept.
+    let mut h = Harness::<MlPredictive>::new();
+    let off = |t: i64, load: f64| {
+        ContextBuilder::new()
+            .now_ms(t)
+            .bounds(1, 100)
+            .config(r#"{"peakWindow": "0s", "trendWindow": "0s", "scaleDownStabilization": "0s"}"#)
+            .series("load", &[(t - 15_000, load), (t, load)])
+            .build()
+    };
+    assert_eq!(h.tick(off(NOW, 900.0)).unwrap().replicas, 9);
+    assert_eq!(h.tick(off(NOW + 15_000, 300.0)).unwrap().replicas, 3);
+    assert!(h.state().recent.is_empty());
+}
+
+#[test]
+fn stabilization_state_is_bounded() {
+    // A recommendation falling by one every evaluation keeps every one of them (each is
+    // below the older ones); the state keeps at most MAX_RECENT.
+    let mut s = State::default();
+    for k in 0..1000u32 {
+        s.stabilize(i64::from(k) * 1000, 30 * 60_000, 5000 - k);
+    }
+    assert_eq!(s.recent.len(), policy_ml_predictive::MAX_RECENT);
+    let err = validate::<MlPredictive>(r#"{"scaleDownStabilization": "1h"}"#).unwrap_err();
+    assert!(err.to_string().contains("'scaleDownStabilization'"), "{err}");
+    let err = validate::<MlPredictive>(r#"{"trendDamping": 1.5}"#).unwrap_err();
+    assert!(err.to_string().contains("'trendDamping'"), "{err}");
 }
