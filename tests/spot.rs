@@ -283,7 +283,16 @@ async fn kubernetes_signals_read_watch_caches_not_one_list_per_evaluation() {
     const EVALUATIONS: usize = 10;
     let cp = ControlPlane::shared();
     let ns = cp.namespace("spot-cache").await;
+    // Both pool variants exist: a missing one would also start a StatefulSet cache (the
+    // lookup's fallback kind).
     cp.apply(&deployment(&ns, "web-spot", 2, Some("spot"), "    {}\n"));
+    cp.apply(&deployment(
+        &ns,
+        "web-on-demand",
+        1,
+        Some("on-demand"),
+        "    {}\n",
+    ));
     let node = format!("spot-c-{ns}");
     cp.apply(&format!(
         "apiVersion: v1\nkind: Node\nmetadata:\n  name: {node}\n  labels: {{karpenter.sh/capacity-type: spot}}\nspec:\n  taints:\n  - {{key: karpenter.sh/disruption, value: disrupting, effect: NoSchedule}}\n"
