@@ -6,6 +6,29 @@ use std::time::{Duration, Instant};
 use wasmscaler::runtime::{EvalError, Limits};
 use wasmscaler_tests::{hostile, mode, runtime, sleepy_describe_wasm, with_healthy_alongside};
 
+/// `f()` while four threads spin on the two cores.
+fn next_to_cpu_hogs<T>(f: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let hogs: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let out = f();
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+    out
+}
+
 #[test]
 fn infinite_loop_is_stopped_by_its_budget_the_same_way_each_time() {
     let limits = Limits {
@@ -45,23 +68,7 @@ fn a_call_within_its_budget_succeeds_however_busy_the_machine_and_burns_the_same
     };
     let p = hostile(limits);
     let (idle, idle_fuel) = p.evaluate_metered(&mode("slow"), None);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hogs: Vec<_> = (0..4)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    x = std::hint::black_box(x.wrapping_add(1));
-                }
-            })
-        })
-        .collect();
-    let busy: Vec<_> = (0..5).map(|_| p.evaluate_metered(&mode("slow"), None)).collect();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for h in hogs {
-        h.join().unwrap();
-    }
+    let busy: Vec<_> = next_to_cpu_hogs(|| (0..5).map(|_| p.evaluate_metered(&mode("slow"), None)).collect());
     assert_eq!(idle.as_ref().map(|d| d.reason.as_str()), Ok("slow 0"));
     assert!(
         idle_fuel > 500_000_000 && idle_fuel < limits.fuel(),
@@ -192,23 +199,7 @@ fn simulate_prints_the_same_bytes_on_an_idle_and_a_saturated_machine() {
         std::fs::read(out).unwrap()
     };
     let idle = simulate(&dir.path().join("idle.json"));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hogs: Vec<_> = (0..4)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    x = std::hint::black_box(x.wrapping_add(1));
-                }
-            })
-        })
-        .collect();
-    let busy = simulate(&dir.path().join("busy.json"));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for h in hogs {
-        h.join().unwrap();
-    }
+    let busy = next_to_cpu_hogs(|| simulate(&dir.path().join("busy.json")));
     let report: serde_json::Value = serde_json::from_slice(&idle).unwrap();
     let text = String::from_utf8_lossy(&idle);
     assert!(
