@@ -92,6 +92,15 @@ mod tests {
     }
 
     #[test]
+    fn a_managed_workload_may_also_carry_the_opt_in_of_a_target() {
+        let a = BTreeMap::from([
+            ("wasmscaler.io/policy".to_string(), "hpa".to_string()),
+            ("wasmscaler.io/scalable-by".to_string(), "other".to_string()),
+        ]);
+        assert!(WorkloadSpec::from_annotations(&a, 10).is_ok());
+    }
+
+    #[test]
     fn variants_never_reach_the_policy_and_must_name_workloads() {
         let s = spec("spot-fallback", "averageValue: 1\nvariants: {spot: web-spot}");
         assert_eq!(s.policies[0].config_json, r#"{"averageValue":1}"#);

@@ -21,6 +21,10 @@ pub const MODE: &str = "wasmscaler.io/mode";
 pub const PAUSED: &str = "wasmscaler.io/paused";
 pub const TARGET: &str = "wasmscaler.io/target";
 pub const INTERVAL: &str = "wasmscaler.io/interval";
+/// On an object another workload scales (its `target` or a pool variant): who may.
+/// Read by the controller from that object, never from the annotated workload's own spec;
+/// known here so that a managed workload may also be another's target.
+pub const SCALABLE_BY: &str = "wasmscaler.io/scalable-by";
 /// Written by the host, never read as input.
 pub const STATUS: &str = "wasmscaler.io/status";
 pub const STATE: &str = "wasmscaler.io/state";
@@ -36,6 +40,7 @@ const KNOWN: &[&str] = &[
     PAUSED,
     TARGET,
     INTERVAL,
+    SCALABLE_BY,
     STATUS,
     STATE,
 ];

@@ -121,7 +121,7 @@ impl TenancyRules {
 /// The annotation by which an object's owner lets annotated workloads of its namespace
 /// scale it as their `wasmscaler.io/target` or as a pool variant: a comma-separated list
 /// of the annotated workloads' names, or `*` for any of them.
-pub const SCALABLE_BY: &str = "wasmscaler.io/scalable-by";
+pub use crate::core::spec::SCALABLE_BY;
 
 /// Whether the object with `annotations` lets the annotated workload `scaler` (a name in
 /// the same namespace) write its replicas. Editing the annotated workload proves nothing
