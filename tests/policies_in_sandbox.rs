@@ -147,6 +147,7 @@ fn a_missing_optional_signal_names_the_gather_error_in_the_policy_error() {
         signals: Vec::new(),
         signal_errors: vec![("load".into(), why.clone())],
         history: None,
+        record_history: false,
     };
     let out = evaluate(&plan, &spec, obs, &mut WorkloadState::default());
     let error = out.error.unwrap_or_default();

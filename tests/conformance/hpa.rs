@@ -330,6 +330,7 @@ fn run(
                 .map(|(s, _)| (s.clone(), "no value this tick".to_string()))
                 .collect(),
             history: None,
+            record_history: false,
         };
         let guard_before = serde_json::to_value(&state.guard).unwrap_or(Value::Null);
         let out = evaluate(&plan, &spec, obs, &mut state);

@@ -91,6 +91,9 @@ pub struct Observation {
     /// Signals the adapter could not gather: name -> why.
     pub signal_errors: Vec<(String, String)>,
     pub history: Option<Arc<dyn HistorySource>>,
+    /// Keep the `history` import's answers in each [`PolicyRun`] (the decision log records
+    /// them). Off, an answer is not copied: a history call can return 20,000 samples.
+    pub record_history: bool,
 }
 
 /// How one policy fared.
@@ -400,12 +403,13 @@ fn run_one(
     let recorder = obs
         .history
         .clone()
+        .filter(|_| obs.record_history)
         .map(|inner| Arc::new(RecordingHistory::new(inner)));
-    let (result, fuel) = call_policy(
-        policy,
-        &context,
-        recorder.clone().map(|r| r as Arc<dyn HistorySource>),
-    );
+    let history = match &recorder {
+        Some(r) => Some(r.clone() as Arc<dyn HistorySource>),
+        None => obs.history.clone(),
+    };
+    let (result, fuel) = call_policy(policy, &context, history);
     OneRun {
         history: recorder.map(|r| r.take()).unwrap_or_default(),
         result: result.map_err(|e| with_gather_errors(e, policy, spec, obs)),

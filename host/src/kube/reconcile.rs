@@ -835,6 +835,7 @@ async fn decide(
         signals: gathered.signals,
         signal_errors: gathered.errors,
         history: gathered.history,
+        record_history: s.decision_log.is_some(),
     };
     let spec = spec.clone();
     tokio::task::spawn_blocking(move || {

@@ -371,6 +371,7 @@ pub fn run_entry(p: &Prepared, i: usize, progress: Option<&ProgressBar>) -> Resu
                     now_ms: now,
                     request_s,
                 })),
+                record_history: log.is_some(),
             };
             let outcome = evaluate(&e.plan, &e.spec, obs, &mut state);
             if let (Some(buf), Some(errors)) = (log.as_mut(), &logged_errors) {
