@@ -512,13 +512,18 @@ impl Spec {
     /// go-cron's `SpecSchedule.Next`: the first firing after `t` (the whole second after
     /// it, or later), searched up to five years ahead; `None` past that.
     pub fn next(&self, tz: Tz, t: i64) -> Option<i64> {
+        // With one offset at every instant, k steps of an hour (minute, second) move the
+        // local hour (minute, second) k on: the stepping loops jump straight to where
+        // go-cron's single steps stop (a matching value, or the wrap to 0).
+        self.next_stepping(tz, t, fixed_offset(tz))
+    }
+
+    /// go-cron's `Next`; `fixed`: jump over the hours, minutes and seconds a single step
+    /// would walk one at a time (only sound where the zone has one offset).
+    fn next_stepping(&self, tz: Tz, t: i64, fixed: bool) -> Option<i64> {
         let mut t = t.checked_add(1)?;
         let mut added = false;
         let year_limit = civil(tz, t)?.year + 5;
-        // With one offset at every instant, k steps of an hour (minute, second) move the
-        // local hour (minute, second) k on: the stepping loops below jump straight to
-        // where go-cron's single steps stop (a matching value, or the wrap to 0).
-        let fixed = fixed_offset(tz);
         'wrap: loop {
             let mut c = civil(tz, t)?;
             if c.year > year_limit {
@@ -1044,81 +1049,6 @@ mod tests {
         );
     }
 
-    /// go-cron's `Next` one second, minute and hour at a time (what `next` did before it
-    /// jumped in zones of one offset): the reference for `next_jumps_like_single_steps`.
-    fn next_single_steps(s: &Spec, tz: Tz, t: i64) -> Option<i64> {
-        let mut t = t.checked_add(1)?;
-        let mut added = false;
-        let year_limit = civil(tz, t)?.year + 5;
-        'wrap: loop {
-            let mut c = civil(tz, t)?;
-            if c.year > year_limit {
-                return None;
-            }
-            while s.month & (1 << c.month) == 0 {
-                if !added {
-                    added = true;
-                    t = go_date(tz, c.year, i64::from(c.month), 1, 0, 0, 0)?;
-                }
-                t = add_date(tz, t, 1, 0)?;
-                c = civil(tz, t)?;
-                if c.month == 1 {
-                    continue 'wrap;
-                }
-            }
-            while !s.day_bits_match(c.day, c.weekday) {
-                if !added {
-                    added = true;
-                    t = go_date(tz, c.year, i64::from(c.month), i64::from(c.day), 0, 0, 0)?;
-                }
-                t = add_date(tz, t, 0, 1)?;
-                c = civil(tz, t)?;
-                if c.day == 1 {
-                    continue 'wrap;
-                }
-            }
-            while s.hour & (1 << c.hour) == 0 {
-                if !added {
-                    added = true;
-                    t = go_date(
-                        tz,
-                        c.year,
-                        i64::from(c.month),
-                        i64::from(c.day),
-                        i64::from(c.hour),
-                        0,
-                        0,
-                    )?;
-                }
-                t += 3600;
-                c = civil(tz, t)?;
-                if c.hour == 0 {
-                    continue 'wrap;
-                }
-            }
-            while s.minute & (1 << c.minute) == 0 {
-                if !added {
-                    added = true;
-                    t -= t.rem_euclid(60);
-                }
-                t += 60;
-                c = civil(tz, t)?;
-                if c.minute == 0 {
-                    continue 'wrap;
-                }
-            }
-            while s.second & (1 << c.second) == 0 {
-                added = true;
-                t += 1;
-                c = civil(tz, t)?;
-                if c.second == 0 {
-                    continue 'wrap;
-                }
-            }
-            return Some(t);
-        }
-    }
-
     #[test]
     fn next_jumps_like_single_steps() {
         let mut rng = Rng(0x5151_7e57_0bad_cafe);
@@ -1159,7 +1089,8 @@ mod tests {
             let t = rng.range(631_152_000, 2_840_000_000);
             assert_eq!(
                 s.next(tz, t),
-                next_single_steps(&s, tz, t),
+                // One step at a time: what `next` did before it jumped.
+                s.next_stepping(tz, t, false),
                 "'{text}' in {tz} from {t}"
             );
             n += 1;
