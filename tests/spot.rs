@@ -46,6 +46,25 @@ fn pod(ns: &str, name: &str, app: &str, node: Option<&str>, capacity: &str) -> S
     )
 }
 
+/// The Deployment `web` of `ns` (pods `app=web`) as the gatherer sees it.
+fn web_target(ns: &str, replicas: u32, annotations: &[(&str, &str)]) -> TargetRef {
+    TargetRef {
+        namespace: ns.to_string(),
+        kind: "Deployment".into(),
+        api_version: "apps/v1".into(),
+        name: "web".into(),
+        uid: None,
+        labels: BTreeMap::new(),
+        annotations: annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        pod_selector: Some("app=web".into()),
+        replicas,
+        ready_replicas: 0,
+    }
+}
+
 /// What the scheduler writes on a pod no node has room for (there is no scheduler here).
 fn mark_unschedulable(cp: &ControlPlane, ns: &str, pod: &str) {
     cp.kubectl_ok(&[
@@ -209,18 +228,7 @@ async fn interruption_taints_and_capacity_types_are_read_from_nodes_and_pods() {
     mark_unschedulable(cp, &ns, "p5");
     cp.apply(&pod(&ns, "other", "db", Some(&on("spot-a")), "spot"));
 
-    let target = TargetRef {
-        namespace: ns.clone(),
-        kind: "Deployment".into(),
-        api_version: "apps/v1".into(),
-        name: "web".into(),
-        uid: None,
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
-        pod_selector: Some("app=web".into()),
-        replicas: 5,
-        ready_replicas: 0,
-    };
+    let target = web_target(&ns, 5, &[]);
     let g = KubeObjectsGatherer::new(controller.clone());
     let interruptions = serde_json::json!({"kubernetes": {"count": "interruptions", "capacityType": "spot"}});
     let spot_pods = serde_json::json!({"kubernetes": {"count": "pods", "capacityType": "spot"}});
@@ -303,24 +311,14 @@ async fn kubernetes_signals_read_watch_caches_not_one_list_per_evaluation() {
     // As the controller's service account (deploy/rbac.yaml), every request counted.
     let (client, sent) = controlplane::counting::counting(cp.controller_client().await);
     let g = KubeObjectsGatherer::with_facts_fallback(client);
-    let target = TargetRef {
-        namespace: ns.clone(),
-        kind: "Deployment".into(),
-        api_version: "apps/v1".into(),
-        name: "web".into(),
-        uid: None,
-        labels: BTreeMap::new(),
-        annotations: [
+    let target = web_target(
+        &ns,
+        2,
+        &[
             ("wasmscaler.io/policy", "spot-fallback"),
             ("wasmscaler.io/config", "averageValue: 100\n"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-        pod_selector: Some("app=web".into()),
-        replicas: 2,
-        ready_replicas: 0,
-    };
+        ],
+    );
     let replicas = serde_json::json!({"kubernetes": {"count": "replicas", "workload": "web-spot"}});
     let selected = serde_json::json!({"kubernetes": {"count": "pods",
         "selector": "app in (web-spot, web-on-demand),!canary"}});
@@ -404,18 +402,7 @@ async fn a_watch_that_cannot_sync_fails_the_signal_naming_the_resource() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("spot-forbidden").await;
     let g = KubeObjectsGatherer::new(cp.unprivileged_client().await);
-    let target = TargetRef {
-        namespace: ns.clone(),
-        kind: "Deployment".into(),
-        api_version: "apps/v1".into(),
-        name: "web".into(),
-        uid: None,
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
-        pod_selector: Some("app=web".into()),
-        replicas: 1,
-        ready_replicas: 0,
-    };
+    let target = web_target(&ns, 1, &[]);
     let pods = serde_json::json!({"kubernetes": "pods"});
     let plan = vec![(SignalRequest::latest("pods", ""), Some(&pods))];
     let bound = wasmscaler::signals::kube_objects::CACHE_SYNC_WAIT;
